@@ -1,0 +1,217 @@
+"""Run history in SQLite: every run, its outcome, per-host counts, timings, failures.
+
+The database lives under the state dir (GPUFORGE_STATE_DIR overrides it, or
+GPUFORGE_HISTORY_DB for the file itself). Schema changes bump `SCHEMA_VERSION` and add
+a migration step; a database newer than this code is refused rather than damaged.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from toolkit.errors import GpuforgeError
+from toolkit.paths import state_dir
+from toolkit.summary import Change, Failure, HostCounts, RunSummary, TaskTiming
+
+SCHEMA_VERSION = 1
+
+_SCHEMA = """
+CREATE TABLE runs (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    command TEXT NOT NULL,
+    inventory TEXT NOT NULL,
+    profile TEXT,
+    playbook TEXT,
+    limit_pattern TEXT,
+    tags TEXT,
+    check_mode INTEGER NOT NULL DEFAULT 0,
+    started_at TEXT NOT NULL,
+    ended_at TEXT,
+    status TEXT NOT NULL,
+    rc INTEGER,
+    exit_code INTEGER,
+    duration_s REAL,
+    pid INTEGER,
+    artifact_dir TEXT,
+    reboot_required TEXT NOT NULL DEFAULT '[]',
+    warnings TEXT NOT NULL DEFAULT '[]',
+    extra TEXT NOT NULL DEFAULT '{}'
+);
+CREATE TABLE host_results (
+    run_id INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+    host TEXT NOT NULL,
+    ok INTEGER NOT NULL, changed INTEGER NOT NULL, failed INTEGER NOT NULL,
+    unreachable INTEGER NOT NULL, skipped INTEGER NOT NULL,
+    rescued INTEGER NOT NULL, ignored INTEGER NOT NULL,
+    PRIMARY KEY (run_id, host)
+);
+CREATE TABLE task_timings (
+    run_id INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+    seq INTEGER NOT NULL,
+    host TEXT NOT NULL, task TEXT NOT NULL, role TEXT NOT NULL, action TEXT NOT NULL,
+    start TEXT NOT NULL, duration_s REAL NOT NULL, status TEXT NOT NULL
+);
+CREATE TABLE failures (
+    run_id INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+    host TEXT NOT NULL, task TEXT NOT NULL, message TEXT NOT NULL, kind TEXT NOT NULL
+);
+CREATE TABLE changes (
+    run_id INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+    host TEXT NOT NULL, task TEXT NOT NULL, diff TEXT NOT NULL
+);
+CREATE INDEX task_timings_run ON task_timings(run_id);
+"""
+
+
+def db_path() -> Path:
+    override = os.environ.get("GPUFORGE_HISTORY_DB")
+    return Path(override) if override else state_dir() / "history.sqlite3"
+
+
+@dataclass
+class RunRecord:
+    id: int
+    command: str
+    inventory: str
+    profile: str | None
+    playbook: str | None
+    limit_pattern: str | None
+    tags: str | None
+    check_mode: bool
+    started_at: str
+    ended_at: str | None
+    status: str
+    rc: int | None
+    exit_code: int | None
+    duration_s: float | None
+    artifact_dir: str | None
+    reboot_required: list[str]
+    warnings: list[str]
+    extra: dict[str, Any]
+    summary: RunSummary | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data.pop("summary")
+        if self.summary is not None:
+            data.update(self.summary.to_dict())
+            data["reboot_required"] = self.reboot_required
+        return data
+
+
+class History:
+    def __init__(self, path: Path | None = None) -> None:
+        self.path = path or db_path()
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._migrate()
+
+    @contextmanager
+    def _connect(self) -> Iterator[sqlite3.Connection]:
+        conn = sqlite3.connect(self.path, timeout=30)
+        conn.row_factory = sqlite3.Row
+        conn.execute("PRAGMA foreign_keys = ON")
+        try:
+            with conn:
+                yield conn
+        finally:
+            conn.close()
+
+    def _migrate(self) -> None:
+        with self._connect() as conn:
+            conn.execute("PRAGMA journal_mode = WAL")
+            version = int(conn.execute("PRAGMA user_version").fetchone()[0])
+            if version > SCHEMA_VERSION:
+                raise GpuforgeError(
+                    f"run history {self.path} has schema {version}, newer than this gpuforge "
+                    f"({SCHEMA_VERSION})",
+                    hint="upgrade gpuforge, or point GPUFORGE_HISTORY_DB at another file")
+            if version == 0:
+                conn.executescript(_SCHEMA)
+                conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+
+    def start(self, *, command: str, inventory: str, profile: str | None,
+              playbook: str | None, limit: str | None, tags: str | None,
+              check_mode: bool, started_at: str, extra: dict[str, Any] | None = None) -> int:
+        with self._connect() as conn:
+            cur = conn.execute(
+                "INSERT INTO runs (command, inventory, profile, playbook, limit_pattern, tags,"
+                " check_mode, started_at, status, pid, extra)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'running', ?, ?)",
+                (command, inventory, profile, playbook, limit, tags, int(check_mode),
+                 started_at, os.getpid(), json.dumps(extra or {})))
+            return int(cur.lastrowid or 0)
+
+    def finish(self, run_id: int, *, status: str, rc: int, exit_code: int, ended_at: str,
+               duration_s: float, artifact_dir: str | None, summary: RunSummary) -> None:
+        with self._connect() as conn:
+            conn.execute(
+                "UPDATE runs SET status=?, rc=?, exit_code=?, ended_at=?, duration_s=?,"
+                " artifact_dir=?, reboot_required=?, warnings=? WHERE id=?",
+                (status, rc, exit_code, ended_at, duration_s, artifact_dir,
+                 json.dumps(summary.reboot_required), json.dumps(summary.warnings), run_id))
+            conn.executemany(
+                "INSERT OR REPLACE INTO host_results VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [(run_id, host, c.ok, c.changed, c.failed, c.unreachable, c.skipped,
+                  c.rescued, c.ignored) for host, c in summary.hosts.items()])
+            conn.executemany(
+                "INSERT INTO task_timings VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [(run_id, i, t.host, t.task, t.role, t.action, t.start, t.duration_s, t.status)
+                 for i, t in enumerate(summary.timings)])
+            conn.executemany(
+                "INSERT INTO failures VALUES (?, ?, ?, ?, ?)",
+                [(run_id, f.host, f.task, f.message, f.kind) for f in summary.failures])
+            conn.executemany(
+                "INSERT INTO changes VALUES (?, ?, ?, ?)",
+                [(run_id, c.host, c.task, c.diff) for c in summary.changes])
+
+    def list(self, limit: int = 20) -> list[RunRecord]:
+        with self._connect() as conn:
+            rows = conn.execute(
+                "SELECT * FROM runs ORDER BY id DESC LIMIT ?", (limit,)).fetchall()
+        return [_record(r) for r in rows]
+
+    def get(self, run_id: int) -> RunRecord | None:
+        with self._connect() as conn:
+            row = conn.execute("SELECT * FROM runs WHERE id=?", (run_id,)).fetchone()
+            if row is None:
+                return None
+            record = _record(row)
+            hosts = {
+                r["host"]: HostCounts(**{k: r[k] for k in (
+                    "ok", "changed", "failed", "unreachable", "skipped", "rescued", "ignored")})
+                for r in conn.execute(
+                    "SELECT * FROM host_results WHERE run_id=? ORDER BY host", (run_id,))}
+            timings = [
+                TaskTiming(r["host"], r["task"], r["role"], r["action"], r["start"],
+                           r["duration_s"], r["status"])
+                for r in conn.execute(
+                    "SELECT * FROM task_timings WHERE run_id=? ORDER BY seq", (run_id,))]
+            failures = [
+                Failure(r["host"], r["task"], r["message"], r["kind"])
+                for r in conn.execute("SELECT * FROM failures WHERE run_id=?", (run_id,))]
+            changes = [
+                Change(r["host"], r["task"], r["diff"])
+                for r in conn.execute("SELECT * FROM changes WHERE run_id=?", (run_id,))]
+        record.summary = RunSummary(
+            hosts=hosts, failures=failures, timings=timings, changes=changes,
+            reboot_required=record.reboot_required, warnings=record.warnings)
+        return record
+
+
+def _record(row: sqlite3.Row) -> RunRecord:
+    return RunRecord(
+        id=row["id"], command=row["command"], inventory=row["inventory"],
+        profile=row["profile"], playbook=row["playbook"], limit_pattern=row["limit_pattern"],
+        tags=row["tags"], check_mode=bool(row["check_mode"]), started_at=row["started_at"],
+        ended_at=row["ended_at"], status=row["status"], rc=row["rc"],
+        exit_code=row["exit_code"], duration_s=row["duration_s"],
+        artifact_dir=row["artifact_dir"],
+        reboot_required=json.loads(row["reboot_required"]),
+        warnings=json.loads(row["warnings"]), extra=json.loads(row["extra"]))

@@ -1,0 +1,40 @@
+"""Where gpuforge keeps its content (roles, playbooks) and its state (history, sandboxes)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+
+def content_root() -> Path:
+    """The collection root: roles/, playbooks/, seeds/ (override: GPUFORGE_CONTENT)."""
+    override = os.environ.get("GPUFORGE_CONTENT")
+    if override:
+        return Path(override).resolve()
+    return Path(__file__).resolve().parent.parent
+
+
+def state_dir() -> Path:
+    """Per-user state: run history, artifacts, sandboxes, caches (override: GPUFORGE_STATE_DIR)."""
+    override = os.environ.get("GPUFORGE_STATE_DIR")
+    if override:
+        base = Path(override)
+    else:
+        xdg = os.environ.get("XDG_STATE_HOME")
+        base = Path(xdg) / "gpuforge" if xdg else Path.home() / ".local" / "state" / "gpuforge"
+    base.mkdir(parents=True, exist_ok=True, mode=0o700)
+    return base
+
+
+def collections_dir() -> Path:
+    """An ANSIBLE_COLLECTIONS_PATH entry in which `gpuforge.infra` is this content root."""
+    root = state_dir() / "collections"
+    link = root / "ansible_collections" / "gpuforge" / "infra"
+    target = content_root()
+    if not (link.is_symlink() and Path(os.readlink(link)) == target):
+        link.parent.mkdir(parents=True, exist_ok=True)
+        tmp = link.with_name(f".infra.{os.getpid()}")
+        tmp.unlink(missing_ok=True)
+        tmp.symlink_to(target)
+        os.replace(tmp, link)
+    return root

@@ -1,0 +1,249 @@
+"""The one adapter over ansible-runner.
+
+Everything that starts ansible-playbook goes through `run_playbook`: a fresh private
+data dir per run, an environment allow-list, no env files written by runner, bounded
+artifacts, our own cancel callback, and an event handler that only enqueues (a slow
+handler would stall ansible; one returning None would drop events).
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import shutil
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from toolkit.errors import ExitCode
+from toolkit.paths import collections_dir, content_root, state_dir
+from toolkit.summary import EventSummariser, RunSummary, scrub
+
+# Artifacts of this many runs are kept under the state dir; older ones are rotated out.
+ARTIFACTS_KEPT = 20
+
+# Variables of the controller's environment that reach ansible-playbook. Everything
+# else (cloud credentials, unrelated tokens) stays out.
+ENV_ALLOW = frozenset({
+    "PATH", "HOME", "USER", "LOGNAME", "LANG", "LANGUAGE", "TERM", "TZ", "TMPDIR",
+    "SSH_AUTH_SOCK", "CONTAINERS_CONF", "CONTAINER_HOST",
+    "http_proxy", "https_proxy", "no_proxy", "HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY",
+    "REQUESTS_CA_BUNDLE", "SSL_CERT_FILE", "VIRTUAL_ENV",
+})
+ENV_ALLOW_PREFIXES = ("ANSIBLE_", "LC_", "GPUFORGE_", "MOLECULE_")
+# Secrets that roles read from the controller's environment (lookup('env', ...)).
+SECRET_ENV = frozenset({"HF_TOKEN", "GPUFORGE_API_KEY", "GPUFORGE_API_KEYS"})
+
+
+def is_secret_env(name: str) -> bool:
+    return name in SECRET_ENV or (
+        name.startswith("GPUFORGE_") and any(w in name for w in ("TOKEN", "KEY", "SECRET")))
+
+
+def allowed_env(env: Mapping[str, str], base: Mapping[str, str]) -> dict[str, str]:
+    """Keep what runner set itself, plus allow-listed variables of the caller's env."""
+    out: dict[str, str] = {}
+    for key, value in env.items():
+        set_by_runner = key not in base or base[key] != value
+        if (set_by_runner or key in ENV_ALLOW or key in SECRET_ENV
+                or key.startswith(ENV_ALLOW_PREFIXES)):
+            out[key] = value
+    return out
+
+
+def secret_values(env: Mapping[str, str], extra: Iterable[str] = ()) -> list[str]:
+    """Values that must never be shown or stored."""
+    values = [v for k, v in env.items() if is_secret_env(k) and v]
+    return values + [s for s in extra if s]
+
+
+@dataclass
+class RunRequest:
+    playbook: Path
+    inventories: list[Path]
+    limit: str | None = None
+    tags: str | None = None
+    check: bool = False
+    diff: bool = False
+    extravars: dict[str, Any] = field(default_factory=dict)
+    envvars: dict[str, str] = field(default_factory=dict)
+    forks: int | None = None
+
+
+@dataclass
+class RunResult:
+    status: str  # successful | failed | canceled | timeout | error
+    rc: int
+    started_at: str
+    ended_at: str
+    duration_s: float
+    summary: RunSummary
+    artifact_dir: str
+
+    @property
+    def cancelled(self) -> bool:
+        return self.status == "canceled"
+
+    def exit_code(self) -> ExitCode:
+        return outcome_code(self.status, self.rc, self.summary)
+
+
+def outcome_code(status: str, rc: int, summary: RunSummary) -> ExitCode:
+    """Map a finished run to the documented exit codes (unreachable wins over failed)."""
+    if status == "canceled":
+        return ExitCode.CANCELLED
+    totals = summary.totals()
+    if totals.unreachable:
+        return ExitCode.UNREACHABLE
+    if totals.failed:
+        return ExitCode.FAILED_HOSTS
+    if rc == 0 and status == "successful":
+        return ExitCode.OK
+    return ExitCode.INTERNAL
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def base_envvars() -> dict[str, str]:
+    """Settings every run gets: our ansible.cfg and the collection path."""
+    root = content_root()
+    # The ansible-playbook of the environment gpuforge runs in comes first.
+    bin_dir = str(Path(sys.executable).parent)
+    return {
+        "PATH": f"{bin_dir}:{os.environ.get('PATH', '/usr/bin:/bin')}",
+        "ANSIBLE_CONFIG": str(root / "ansible.cfg"),
+        "ANSIBLE_COLLECTIONS_PATH": ":".join(
+            p for p in (str(collections_dir()), os.environ.get("ANSIBLE_COLLECTIONS_PATH")) if p),
+        "ANSIBLE_ROLES_PATH": str(root / "roles"),
+        "ANSIBLE_LOCAL_TEMP": str(state_dir() / "tmp" / "ansible-local"),
+        "ANSIBLE_CACHE_PLUGIN_CONNECTION": str(state_dir() / "facts"),
+        "ANSIBLE_NOCOLOR": "1",
+        "ANSIBLE_FORCE_COLOR": "0",
+    }
+
+
+def run_playbook(
+    request: RunRequest,
+    *,
+    ident: str,
+    on_progress: Callable[[EventSummariser], None] | None = None,
+    cancel: threading.Event | None = None,
+) -> RunResult:
+    """Run one playbook and return its typed result. Never raises for host failures."""
+    from ansible_runner.config.runner import RunnerConfig
+    from ansible_runner.runner import Runner
+
+    cancel = cancel or threading.Event()
+    tmp_root = state_dir() / "tmp"
+    tmp_root.mkdir(parents=True, exist_ok=True)
+    private = Path(tempfile.mkdtemp(prefix=f"run-{ident}-", dir=tmp_root))
+    artifacts = state_dir() / "artifacts"
+    envvars = {**base_envvars(), **request.envvars}
+    cmdline = " ".join(f for f, on in (("--check", request.check), ("--diff", request.diff)) if on)
+    events: queue.SimpleQueue[dict[str, Any]] = queue.SimpleQueue()
+
+    def enqueue(event: dict[str, Any]) -> bool:
+        events.put(event)
+        return True
+
+    started = _now()
+    t0 = time.monotonic()
+    config = RunnerConfig(
+        private_data_dir=str(private),
+        project_dir=str(content_root()),
+        playbook=str(request.playbook),
+        inventory=[str(p) for p in request.inventories],
+        limit=request.limit,
+        tags=request.tags,
+        extravars=request.extravars or None,
+        envvars=envvars,
+        cmdline=cmdline or None,
+        forks=request.forks,
+        ident=ident,
+        artifact_dir=str(artifacts),
+        rotate_artifacts=ARTIFACTS_KEPT,
+        suppress_env_files=True,
+        quiet=True,
+        settings={"suppress_ansible_output": True},
+    )
+    config.prepare()
+    config.env = allowed_env(config.env, os.environ)
+    secrets = secret_values(config.env)
+    summariser = EventSummariser(secrets)
+    runner = Runner(config=config, event_handler=enqueue, cancel_callback=cancel.is_set)
+    error: list[BaseException] = []
+
+    def target() -> None:
+        try:
+            runner.run()
+        except BaseException as exc:  # reported below, never lost in the thread
+            error.append(exc)
+
+    thread = threading.Thread(target=target, name=f"ansible-runner-{ident}", daemon=True)
+    thread.start()
+    try:
+        while thread.is_alive() or not events.empty():
+            try:
+                event = events.get(timeout=0.2)
+            except queue.Empty:
+                continue
+            summariser.add(event)
+            if on_progress is not None:
+                on_progress(summariser)
+    except KeyboardInterrupt:
+        cancel.set()
+        thread.join()
+        while not events.empty():
+            summariser.add(events.get())
+    thread.join()
+    shutil.rmtree(private, ignore_errors=True)
+    status = "error" if error else str(runner.status)
+    rc = int(runner.rc) if isinstance(runner.rc, int) else 1
+    if cancel.is_set():
+        status = "canceled"
+    summary = summariser.summary()
+    if error:
+        summary.warnings.append(scrub(f"runner error: {error[0]}", secrets))
+    artifact_dir = artifacts / ident
+    scrub_artifacts(artifact_dir, secrets)
+    if rc != 0 and not summary.hosts:
+        # ansible-playbook stopped before any host (syntax error, missing file...).
+        summary.warnings.extend(_tail(artifact_dir / "stdout", 6))
+    return RunResult(
+        status=status, rc=rc, started_at=started, ended_at=_now(),
+        duration_s=round(time.monotonic() - t0, 2), summary=summary,
+        artifact_dir=str(artifact_dir))
+
+
+def scrub_artifacts(directory: Path, secrets: list[str]) -> None:
+    """Defence in depth: no secret value stays in runner's artifacts (events, stdout)."""
+    if not secrets or not directory.is_dir():
+        return
+    for path in directory.rglob("*"):
+        if not path.is_file() or path.is_symlink():
+            continue
+        try:
+            text = path.read_text(encoding="utf-8")
+        except (UnicodeDecodeError, OSError):
+            continue
+        cleaned = scrub(text, secrets)
+        if cleaned != text:
+            tmp = path.with_name(path.name + ".scrub")
+            tmp.write_text(cleaned, encoding="utf-8")
+            os.replace(tmp, path)
+
+
+def _tail(path: Path, lines: int) -> list[str]:
+    try:
+        text = path.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return []
+    return [ln for ln in text.strip().splitlines() if ln.strip()][-lines:]
