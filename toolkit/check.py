@@ -1,0 +1,21 @@
+"""`check`: every problem with an inventory, before any host is touched."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from toolkit.inventory import ResolvedInventory, resolve
+from toolkit.paths import content_root
+from toolkit.profiles import Profile
+from toolkit.specs import Problem, check_host, load_role_specs
+
+
+def check_inventory(inventories: list[Path], profile: Profile | None) -> tuple[
+        ResolvedInventory, list[Problem]]:
+    resolved = resolve(inventories)
+    specs = load_role_specs(content_root() / "roles")
+    roles = profile.roles if profile else ()
+    problems: list[Problem] = []
+    for host, hostvars in sorted(resolved.hosts.items()):
+        problems.extend(check_host(host, hostvars, specs, roles))
+    return resolved, problems
