@@ -1,0 +1,37 @@
+"""`gpuforge check`: every inventory problem at once, before anything runs."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from toolkit.cli.common import InventoryOpt, JsonOpt, inventories_or_default
+from toolkit.errors import ExitCode
+
+
+def check(
+    inventory: InventoryOpt = None,
+    profile: Annotated[str | None, typer.Option("--profile", "-p",
+                                                help="Also require this profile's inputs.")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Check host variables against the roles' argument specs (exit 3 on any problem)."""
+    from dataclasses import asdict
+
+    from toolkit.check import check_inventory
+    from toolkit.console import emit_json, err
+    from toolkit.profiles import get_profile
+
+    prof = get_profile(profile) if profile else None
+    inventories = inventories_or_default(inventory)
+    resolved, problems = check_inventory(inventories, prof)
+    if as_json:
+        emit_json({"ok": not problems, "hosts": sorted(resolved.hosts),
+                   "problems": [asdict(p) for p in problems]})
+    for problem in problems:
+        err().print(str(problem), markup=False, highlight=False)
+    if problems:
+        err().print(f"{len(problems)} problem(s) in {len(resolved.hosts)} host(s)", markup=False)
+        raise typer.Exit(int(ExitCode.INVALID_INPUT))
+    err().print(f"ok: {len(resolved.hosts)} host(s), no problems", markup=False)

@@ -1,0 +1,46 @@
+"""Options and renderers shared by subcommands."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from toolkit.errors import InvalidInput
+
+InventoryOpt = Annotated[
+    list[Path] | None,
+    typer.Option("--inventory", "-i",
+                 help="Inventory file or directory (repeatable). Default: the sandbox's."),
+]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON on stdout.")]
+LimitOpt = Annotated[str | None, typer.Option("--limit", "-l", help="Limit to hosts/groups.")]
+TagsOpt = Annotated[str | None, typer.Option("--tags", "-t", help="Only run tasks with tags.")]
+ProfileOpt = Annotated[str, typer.Option("--profile", "-p", help="Profile to run.")]
+
+
+def inventories_or_default(inventories: list[Path] | None) -> list[Path]:
+    if inventories:
+        return [p.expanduser().resolve() for p in inventories]
+    from toolkit.sandbox.state import default_inventory
+
+    default = default_inventory()
+    if default is None:
+        raise InvalidInput(
+            "no inventory given and no sandbox is up",
+            hint="pass -i INVENTORY, or start local hosts with `gpuforge sandbox up`")
+    return [default]
+
+
+def host_table(title: str, rows: list[list[str]], columns: list[str]) -> None:
+    from rich.table import Table
+
+    from toolkit.console import err
+
+    table = Table(title=title)
+    for col in columns:
+        table.add_column(col)
+    for row in rows:
+        table.add_row(*row)
+    err().print(table)

@@ -1,0 +1,69 @@
+"""`gpuforge runs list|show`: the run history."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from toolkit.cli.common import JsonOpt, host_table
+
+app = typer.Typer(help="Run history: every apply, plan and validate, with its outcome.",
+                  no_args_is_help=True)
+
+
+@app.command("list")
+def list_runs(
+    limit: Annotated[int, typer.Option("--limit", "-n", help="How many runs.")] = 20,
+    as_json: JsonOpt = False,
+) -> None:
+    """List recent runs, newest first."""
+    from toolkit.console import emit_json
+    from toolkit.history import History
+
+    records = History().list(limit)
+    if as_json:
+        emit_json([r.to_dict() for r in records])
+        return
+    rows = [[str(r.id), r.started_at, r.command, r.profile or "-", r.status,
+             "-" if r.exit_code is None else str(r.exit_code),
+             "-" if r.duration_s is None else f"{r.duration_s:.1f}s", r.inventory]
+            for r in records]
+    host_table("runs", rows, ["id", "started", "command", "profile", "status", "exit",
+                              "duration", "inventory"])
+
+
+@app.command("show")
+def show_run(
+    run_id: Annotated[int, typer.Argument(help="Run id (see `gpuforge runs list`).")],
+    as_json: JsonOpt = False,
+) -> None:
+    """Show one run: per-host counts, failures, slowest tasks."""
+    from toolkit.console import emit_json, err
+    from toolkit.errors import InvalidInput
+    from toolkit.history import History
+
+    record = History().get(run_id)
+    if record is None:
+        raise InvalidInput(f"no run {run_id} in the history",
+                           hint="`gpuforge runs list` shows the recorded runs")
+    if as_json:
+        emit_json(record.to_dict())
+        return
+    assert record.summary is not None
+    console = err()
+    console.print(f"run {record.id}: {record.command} --profile {record.profile} "
+                  f"on {record.inventory}", markup=False)
+    console.print(f"status: {record.status}  exit: {record.exit_code}  rc: {record.rc}  "
+                  f"started: {record.started_at}  duration: {record.duration_s}s", markup=False)
+    rows = [[h, str(c.ok), str(c.changed), str(c.failed), str(c.unreachable), str(c.skipped),
+             "yes" if h in record.reboot_required else "no"]
+            for h, c in sorted(record.summary.hosts.items())]
+    host_table("hosts", rows, ["host", "ok", "changed", "failed", "unreachable", "skipped",
+                               "reboot required"])
+    for f in record.summary.failures:
+        console.print(f"{f.kind}: {f.host}: {f.task}: {f.message}", markup=False)
+    slow = sorted(record.summary.timings, key=lambda t: t.duration_s, reverse=True)[:10]
+    if slow:
+        host_table("slowest tasks", [[t.host, t.task, f"{t.duration_s:.2f}s", t.status]
+                                     for t in slow], ["host", "task", "duration", "status"])
