@@ -1,0 +1,1 @@
+"""Local sandbox hosts: podman containers with systemd, reached like real machines."""

@@ -1,0 +1,39 @@
+"""Where sandboxes keep their inventory, key and state (under the state dir)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from toolkit.paths import state_dir
+
+DEFAULT_NAME = "default"
+
+
+def sandbox_dir(name: str) -> Path:
+    return state_dir() / "sandbox" / name
+
+
+def load_state(name: str) -> dict[str, Any] | None:
+    path = sandbox_dir(name) / "state.json"
+    if not path.is_file():
+        return None
+    data: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+    return data
+
+
+def all_states() -> list[dict[str, Any]]:
+    root = state_dir() / "sandbox"
+    states = []
+    for path in sorted(root.glob("*/state.json")) if root.is_dir() else []:
+        states.append(json.loads(path.read_text(encoding="utf-8")))
+    return states
+
+
+def default_inventory() -> Path | None:
+    state = load_state(DEFAULT_NAME)
+    if state is None:
+        return None
+    path = Path(state["inventory"])
+    return path if path.is_file() else None
