@@ -31,7 +31,7 @@ class Outcome:
         data.pop("timings")
         return {
             "run_id": self.run_id, "command": command, "profile": profile,
-            "status": self.result.status, "rc": self.result.rc,
+            "status": display_status(self.result.status), "rc": self.result.rc,
             "exit_code": int(self.exit_code), "started_at": self.result.started_at,
             "ended_at": self.result.ended_at, "duration_s": self.result.duration_s, **data,
         }
@@ -45,6 +45,11 @@ def ensure_valid(inventories: list[Path], profile: Profile) -> None:
         raise InvalidInput(
             f"{len(problems)} problem(s) in the inventory; no host was touched:\n  {lines}",
             hint="fix the variables named above (`gpuforge check` lists them again)")
+
+
+def display_status(status: str) -> str:
+    """ansible-runner says 'canceled'; gpuforge's history and output say 'cancelled'."""
+    return "cancelled" if status == "canceled" else status
 
 
 @contextlib.contextmanager
@@ -95,7 +100,7 @@ def run_profile(
                                ended_at=_now(), duration_s=0.0, artifact_dir=None,
                                summary=RunSummary({}, [], [], [], [], []))
         code = result.exit_code()
-        history.finish(run_id, status=result.status, rc=result.rc, exit_code=int(code),
-                       ended_at=result.ended_at, duration_s=result.duration_s,
+        history.finish(run_id, status=display_status(result.status), rc=result.rc,
+                       exit_code=int(code), ended_at=result.ended_at, duration_s=result.duration_s,
                        artifact_dir=result.artifact_dir, summary=result.summary)
     return Outcome(run_id=run_id, result=result, exit_code=code)

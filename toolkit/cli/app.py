@@ -57,7 +57,8 @@ app.add_typer(sandbox_cmd.app, name="sandbox")
 
 
 def main(argv: list[str] | None = None) -> int:
-    import click
+    # Typer vendors its own click; its exception classes are the ones raised.
+    from typer._click.exceptions import ClickException, UsageError
 
     from toolkit.console import error
 
@@ -71,18 +72,18 @@ def main(argv: list[str] | None = None) -> int:
             traceback.print_exc()
         error(exc.message, exc.hint)
         return int(exc.code)
-    except click.exceptions.Exit as exc:
+    except typer.Exit as exc:
         return int(exc.exit_code)
-    except click.exceptions.Abort:
+    except typer.Abort:
         error("cancelled")
         return int(ExitCode.CANCELLED)
     except KeyboardInterrupt:
         error("cancelled")
         return int(ExitCode.CANCELLED)
-    except click.UsageError as exc:
+    except UsageError as exc:
         error(exc.format_message(), f"see `gpuforge {' '.join(sys.argv[1:2])} --help`")
         return int(ExitCode.INVALID_INPUT)
-    except click.ClickException as exc:
+    except ClickException as exc:
         error(exc.format_message())
         return int(ExitCode.INVALID_INPUT)
     except Exception as exc:

@@ -19,7 +19,7 @@ from toolkit.cli.common import (
 
 def _render(outcome: object, *, plan: bool) -> None:
     from toolkit.console import err
-    from toolkit.execute import Outcome
+    from toolkit.execute import Outcome, display_status
 
     assert isinstance(outcome, Outcome)
     summary = outcome.result.summary
@@ -39,7 +39,8 @@ def _render(outcome: object, *, plan: bool) -> None:
                      str(c.skipped), f"{durations.get(host, 0.0):.1f}s",
                      "yes" if host in summary.reboot_required else "no"])
     host_table(
-        f"run {outcome.run_id}: {outcome.result.status} in {outcome.result.duration_s:.1f}s",
+        f"run {outcome.run_id}: {display_status(outcome.result.status)} "
+        f"in {outcome.result.duration_s:.1f}s",
         rows, ["host", "ok", "changed", "failed", "unreachable", "skipped", "task time",
                "reboot required"])
     for warning in summary.warnings:

@@ -1,0 +1,148 @@
+"""The ansible-runner adapter, exercised with real ansible-playbook runs on local hosts."""
+
+from __future__ import annotations
+
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from toolkit.errors import ExitCode
+from toolkit.runner import (
+    RunRequest,
+    allowed_env,
+    outcome_code,
+    run_playbook,
+    scrub_artifacts,
+    secret_values,
+)
+from toolkit.summary import HostCounts, RunSummary
+
+CANARY = "hf_CANARYtoken0123456789"
+
+
+def write_local_inventory(tmp_path: Path, hosts: tuple[str, ...] = ("h1", "h2")) -> Path:
+    inv = tmp_path / "inventory.ini"
+    lines = [f"{h} ansible_connection=local ansible_python_interpreter={sys.executable}"
+             for h in hosts]
+    inv.write_text("\n".join(lines) + "\n")
+    return inv
+
+
+def write_playbook(tmp_path: Path, tasks: str) -> Path:
+    pb = tmp_path / "play.yml"
+    pb.write_text(f"- hosts: all\n  gather_facts: false\n  tasks:\n{tasks}")
+    return pb
+
+
+def test_allowed_env_keeps_only_what_ansible_needs() -> None:
+    base = {"PATH": "/bin", "AWS_SECRET_ACCESS_KEY": "x", "HF_TOKEN": "t", "LC_ALL": "C",
+            "ANSIBLE_FORKS": "5", "RANDOM_VAR": "y"}
+    env = {**base, "ANSIBLE_STDOUT_CALLBACK": "awx_display", "PATH": "/venv/bin:/bin"}
+    out = allowed_env(env, base)
+    assert "AWS_SECRET_ACCESS_KEY" not in out and "RANDOM_VAR" not in out
+    assert out["PATH"] == "/venv/bin:/bin"  # changed by runner/us: kept
+    assert {"HF_TOKEN", "LC_ALL", "ANSIBLE_FORKS", "ANSIBLE_STDOUT_CALLBACK"} <= set(out)
+    assert secret_values(out) == ["t"]
+
+
+@pytest.mark.parametrize(("status", "rc", "counts", "code"), [
+    ("successful", 0, HostCounts(ok=3), ExitCode.OK),
+    ("failed", 2, HostCounts(failed=1), ExitCode.FAILED_HOSTS),
+    ("failed", 4, HostCounts(unreachable=1, failed=1), ExitCode.UNREACHABLE),
+    ("canceled", 1, HostCounts(failed=1), ExitCode.CANCELLED),
+    ("failed", 1, HostCounts(), ExitCode.INTERNAL),
+])
+def test_outcome_codes(status: str, rc: int, counts: HostCounts, code: ExitCode) -> None:
+    summary = RunSummary({"h": counts}, [], [], [], [], [])
+    assert outcome_code(status, rc, summary) is code
+
+
+def test_real_run_counts_failures_reboot_and_secrets(
+        tmp_path: Path, state_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HF_TOKEN", CANARY)
+    monkeypatch.setenv("UNRELATED_CLOUD_SECRET", "must-not-reach-ansible")
+    tasks = """
+    - name: Say hello
+      ansible.builtin.command: echo hello
+      changed_when: true
+    - name: Echo the token without no_log (a careless role)
+      ansible.builtin.command: "echo {{ lookup('ansible.builtin.env', 'HF_TOKEN') }}"
+      changed_when: false
+    - name: Show the environment ansible got
+      ansible.builtin.command: "echo {{ lookup('ansible.builtin.env', 'UNRELATED_CLOUD_SECRET') }}"
+      register: leaked
+      changed_when: false
+    - name: Need a reboot on h1
+      ansible.builtin.set_fact:
+        demo_reboot_required: "{{ inventory_hostname == 'h1' }}"
+    - name: Break h2
+      ansible.builtin.fail:
+        msg: "h2 is broken on purpose"
+      when: inventory_hostname == 'h2'
+    - name: Fail on the secret itself
+      ansible.builtin.fail:
+        msg: "bad token {{ lookup('ansible.builtin.env', 'HF_TOKEN') }}"
+      when: inventory_hostname == 'h1'
+      ignore_errors: true
+"""
+    request = RunRequest(playbook=write_playbook(tmp_path, tasks),
+                         inventories=[write_local_inventory(tmp_path)])
+    result = run_playbook(request, ident="t1")
+    summary = result.summary
+    assert result.status == "failed" and result.exit_code() is ExitCode.FAILED_HOSTS
+    assert summary.hosts["h1"].failed == 0 and summary.hosts["h2"].failed == 1
+    assert summary.hosts["h1"].changed == 1 and summary.hosts["h1"].ignored == 1
+    assert [(f.host, f.task, f.message) for f in summary.failures] == [
+        ("h2", "Break h2", "h2 is broken on purpose")]
+    assert summary.reboot_required == ["h1"]
+    assert {t.task for t in summary.timings} >= {"Say hello", "Break h2"}
+    assert all(t.duration_s >= 0 for t in summary.timings)
+    # The env allow-list kept the unrelated secret away from ansible-playbook.
+    leaked = [t for t in summary.timings if t.task == "Show the environment ansible got"]
+    assert leaked and leaked[0].status == "ok"
+    artifacts = Path(result.artifact_dir)
+    files = [p for p in artifacts.rglob("*") if p.is_file()]
+    assert files, "runner artifacts are kept"
+    blob = "\n".join(p.read_text(errors="replace") for p in files)
+    assert CANARY not in blob
+    assert "must-not-reach-ansible" not in blob
+    assert "hello" in blob
+    assert not any(p.name in ("envvars", "extravars", "passwords") for p in files)
+    # Private data dirs are removed after each run.
+    assert not list((state_dir / "tmp").glob("run-t1-*"))
+
+
+def test_cancel_stops_the_run_quickly(tmp_path: Path, state_dir: Path) -> None:
+    tasks = """
+    - name: Sleep a long time
+      ansible.builtin.command: sleep 120
+      changed_when: false
+"""
+    request = RunRequest(playbook=write_playbook(tmp_path, tasks),
+                         inventories=[write_local_inventory(tmp_path, ("h1",))])
+    cancel = threading.Event()
+    threading.Timer(3.0, cancel.set).start()
+    t0 = time.monotonic()
+    result = run_playbook(request, ident="t2", cancel=cancel)
+    assert time.monotonic() - t0 < 30
+    assert result.cancelled and result.exit_code() is ExitCode.CANCELLED
+
+
+def test_stops_before_any_host_are_explained(tmp_path: Path, state_dir: Path) -> None:
+    pb = tmp_path / "broken.yml"
+    pb.write_text("- hosts: all\n  tasks:\n    - name: x\n      no_such_module_here: {}\n")
+    result = run_playbook(RunRequest(playbook=pb, inventories=[write_local_inventory(tmp_path)]),
+                          ident="t3")
+    assert result.exit_code() is ExitCode.INTERNAL
+    assert any("no_such_module_here" in w for w in result.summary.warnings)
+
+
+def test_scrub_artifacts_rewrites_files(tmp_path: Path) -> None:
+    (tmp_path / "a").mkdir()
+    f = tmp_path / "a" / "stdout"
+    f.write_text(f"token={CANARY}\n")
+    scrub_artifacts(tmp_path, [CANARY])
+    assert CANARY not in f.read_text()
