@@ -35,16 +35,32 @@ class Problem:
 
 
 RoleSpecs = dict[str, dict[str, dict[str, Any]]]
+# Cross-field rules an argument spec's entry point may declare (Ansible validates the same
+# at role start): role name -> rule name -> rule.
+RoleRules = dict[str, dict[str, Any]]
+RULE_KEYS = ("mutually_exclusive", "required_together", "required_one_of", "required_if",
+             "required_by")
+
+
+def _entry_points(roles_dir: Path) -> dict[str, dict[str, Any]]:
+    out: dict[str, dict[str, Any]] = {}
+    for spec_file in sorted(roles_dir.glob("*/meta/argument_specs.yml")):
+        data = yaml.safe_load(spec_file.read_text(encoding="utf-8")) or {}
+        out[spec_file.parent.parent.name] = dict(
+            (data.get("argument_specs") or {}).get("main") or {})
+    return out
 
 
 def load_role_specs(roles_dir: Path) -> RoleSpecs:
     """role name -> option name -> option spec (entry point `main`)."""
-    specs: RoleSpecs = {}
-    for spec_file in sorted(roles_dir.glob("*/meta/argument_specs.yml")):
-        data = yaml.safe_load(spec_file.read_text(encoding="utf-8")) or {}
-        main = (data.get("argument_specs") or {}).get("main") or {}
-        specs[spec_file.parent.parent.name] = dict(main.get("options") or {})
-    return specs
+    return {role: dict(main.get("options") or {})
+            for role, main in _entry_points(roles_dir).items()}
+
+
+def load_role_rules(roles_dir: Path) -> RoleRules:
+    """role name -> the cross-field rules of its `main` entry point (only those it declares)."""
+    return {role: {k: main[k] for k in RULE_KEYS if main.get(k)}
+            for role, main in _entry_points(roles_dir).items()}
 
 
 def _owner(name: str, specs: RoleSpecs) -> str | None:
@@ -72,6 +88,21 @@ def _contains_template(value: Any) -> bool:
     return False
 
 
+def _plain(value: Any) -> Any:
+    """Ansible 2.19 loads YAML into tagged subclasses (_AnsibleTaggedList...); error messages
+    about those name internal classes. Plain copies give messages a user can read."""
+    if _is_vaulted(value):
+        return value
+    if isinstance(value, Mapping):
+        return {_plain(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    for kind in (bool, int, float, str):
+        if isinstance(value, kind):
+            return kind(value)
+    return value
+
+
 def _strip_required(spec: Mapping[str, Any]) -> dict[str, Any]:
     out = {k: v for k, v in spec.items()
            if k not in ("required", "description", "version_added", "default")}
@@ -91,7 +122,8 @@ def validate_value(name: str, spec: Mapping[str, Any], value: Any) -> list[str]:
     if _contains_template(value):
         return []  # resolved on the host; checked again at role start
     try:
-        result = ArgumentSpecValidator({name: _strip_required(spec)}).validate({name: value})
+        result = ArgumentSpecValidator({name: _strip_required(spec)}).validate(
+            {name: _plain(value)})
     except Exception as exc:  # a spec the validator cannot digest is our bug, not the user's
         return [f"could not be validated: {exc}"]
     return [_clean(str(e), name) for e in result.errors]
@@ -118,6 +150,7 @@ def check_host(
     hostvars: Mapping[str, SourcedValue],
     specs: RoleSpecs,
     profile_roles: Iterable[str] = (),
+    rules: RoleRules | None = None,
 ) -> list[Problem]:
     problems: list[Problem] = []
     for name, sourced in sorted(hostvars.items()):
@@ -144,4 +177,34 @@ def check_host(
             if spec.get("required") and name not in hostvars:
                 problems.append(Problem(host, name, f"is required by role {role} but not set",
                                         ""))
+    for role, role_rules in sorted((rules or {}).items()):
+        problems.extend(check_rules(host, hostvars, role, specs.get(role) or {}, role_rules))
+    return problems
+
+
+def check_rules(host: str, hostvars: Mapping[str, SourcedValue], role: str,
+                options: Mapping[str, Any], rules: Mapping[str, Any]) -> list[Problem]:
+    """Contradicting or incomplete combinations of one role's variables (its entry point's
+    mutually_exclusive, required_if, ...), judged on the variables the inventory sets."""
+    from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
+
+    if not rules:
+        return []
+    present = {n: hostvars[n] for n in options if n in hostvars}
+    if not present:
+        return []  # the role is not configured on this host
+    values = {n: _plain(sv.value) for n, sv in present.items()}
+    # Only the presence and equality of values matter here; types were judged above.
+    spec = {n: {"type": "raw"} for n in options}
+    try:
+        result = ArgumentSpecValidator(spec, **dict(rules)).validate(values)
+    except Exception as exc:
+        return [Problem(host, role, f"cross-field rules could not be applied: {exc}", "")]
+    problems: list[Problem] = []
+    for error in result.errors:
+        text = str(error)
+        named = sorted(n for n in present if re.search(rf"\b{re.escape(n)}\b", text))
+        variable = named[0] if named else role
+        sources = sorted({present[n].source for n in named})
+        problems.append(Problem(host, ", ".join(named) or variable, text, "; ".join(sources)))
     return problems
