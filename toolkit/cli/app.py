@@ -18,6 +18,7 @@ from toolkit.cli import check as check_cmd
 from toolkit.cli import profiles as profiles_cmd
 from toolkit.cli import runs as runs_cmd
 from toolkit.cli import sandbox as sandbox_cmd
+from toolkit.cli import validate as validate_cmd
 from toolkit.errors import EXIT_CODE_HELP, ExitCode, GpuforgeError
 
 app = typer.Typer(
@@ -52,6 +53,7 @@ app.command("apply")(apply_cmd.apply)
 app.command("plan")(apply_cmd.plan)
 app.command("check")(check_cmd.check)
 app.command("profiles")(profiles_cmd.profiles)
+app.command("validate")(validate_cmd.validate)
 app.add_typer(runs_cmd.app, name="runs")
 app.add_typer(sandbox_cmd.app, name="sandbox")
 

@@ -1,0 +1,86 @@
+#!/usr/bin/env python3
+"""Send one streamed chat completion and time it; print the measurements as JSON.
+
+Run on the host by the validate role (stdlib only). The API key comes from the
+GPUFORGE_API_KEY environment variable, never from the command line.
+Output keys: status (HTTP status or null), error, ttft_s (first content token), total_s,
+completion_tokens (usage, else the number of content chunks), tokens_source, content,
+timings (llama-server's own, when the gateway passes them through).
+"""
+
+import argparse
+import json
+import os
+import ssl
+import sys
+import time
+import urllib.error
+import urllib.request
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--url", required=True)
+    parser.add_argument("--model", required=True)
+    parser.add_argument("--prompt", required=True)
+    parser.add_argument("--max-tokens", type=int, default=48)
+    parser.add_argument("--timeout", type=float, default=180)
+    parser.add_argument("--insecure", action="store_true")
+    args = parser.parse_args()
+    out = {"status": None, "error": None, "ttft_s": None, "total_s": None,
+           "completion_tokens": None, "tokens_source": None, "content": "", "timings": None,
+           "model": args.model}
+    body = json.dumps({
+        "model": args.model, "stream": True, "max_tokens": args.max_tokens,
+        "temperature": 0, "stream_options": {"include_usage": True},
+        "messages": [{"role": "user", "content": args.prompt}],
+    }).encode()
+    request = urllib.request.Request(
+        args.url.rstrip("/") + "/chat/completions", data=body, method="POST",
+        headers={"Content-Type": "application/json", "Accept": "text/event-stream",
+                 "Authorization": "Bearer " + os.environ.get("GPUFORGE_API_KEY", "")})
+    context = ssl._create_unverified_context() if args.insecure else ssl.create_default_context()
+    chunks = 0
+    start = time.monotonic()
+    try:
+        with urllib.request.urlopen(request, timeout=args.timeout, context=context) as resp:
+            out["status"] = resp.status
+            for raw in resp:
+                line = raw.decode("utf-8", "replace").strip()
+                if not line.startswith("data:"):
+                    continue
+                data = line[5:].strip()
+                if data == "[DONE]":
+                    break
+                try:
+                    event = json.loads(data)
+                except ValueError:
+                    continue
+                for choice in event.get("choices") or []:
+                    text = (choice.get("delta") or {}).get("content") or ""
+                    if text:
+                        if out["ttft_s"] is None:
+                            out["ttft_s"] = round(time.monotonic() - start, 4)
+                        chunks += 1
+                        out["content"] += text
+                usage = event.get("usage")
+                if isinstance(usage, dict) and usage.get("completion_tokens"):
+                    out["completion_tokens"] = usage["completion_tokens"]
+                    out["tokens_source"] = "usage"
+                if isinstance(event.get("timings"), dict):
+                    out["timings"] = event["timings"]
+    except urllib.error.HTTPError as exc:
+        out["status"] = exc.code
+        out["error"] = exc.read(500).decode("utf-8", "replace")
+    except Exception as exc:  # connection refused, TLS, timeout: all are measurements
+        out["error"] = "%s: %s" % (type(exc).__name__, exc)
+    out["total_s"] = round(time.monotonic() - start, 4)
+    if out["completion_tokens"] is None and chunks:
+        out["completion_tokens"] = chunks
+        out["tokens_source"] = "chunks"
+    json.dump(out, sys.stdout)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

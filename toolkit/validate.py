@@ -1,0 +1,283 @@
+"""Judge what the validate role measured: named checks with a measured value and a threshold.
+
+Pure: the role (`roles/validate`) measures on each host and publishes one JSON document per
+host; `judge_host` turns a document and the host's thresholds into `Check`s, and the
+renderers below turn checks into a table's rows, JSON and JUnit XML. No I/O here except
+reading the role's defaults (the thresholds' single source of truth).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+from xml.etree import ElementTree as ET
+
+import yaml
+
+# Threshold names; the inventory spells them validate_<name>, a profile's `validate:` block
+# spells them <name>.
+THRESHOLD_KEYS = ("min_tokens_per_s", "max_ttft_s", "max_restarts", "expect_answer")
+PASS, FAIL = "pass", "fail"
+
+
+@dataclass(frozen=True)
+class Check:
+    host: str
+    name: str
+    status: str  # pass | fail
+    measured: Any
+    threshold: str
+    message: str = ""
+
+    @property
+    def passed(self) -> bool:
+        return self.status == PASS
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def default_thresholds(roles_dir: Path) -> dict[str, Any]:
+    """The validate role's defaults for the threshold variables."""
+    data = yaml.safe_load((roles_dir / "validate" / "defaults" / "main.yml").read_text(
+        encoding="utf-8")) or {}
+    return {k: data[f"validate_{k}"] for k in THRESHOLD_KEYS if f"validate_{k}" in data}
+
+
+def thresholds_for(defaults: Mapping[str, Any], profile_block: Mapping[str, Any],
+                   hostvars: Mapping[str, Any]) -> dict[str, Any]:
+    """Role defaults < the profile's `validate:` block < inventory `validate_*` variables."""
+    out = dict(defaults)
+    out.update({k: v for k, v in profile_block.items() if k in THRESHOLD_KEYS})
+    out.update({k: hostvars[f"validate_{k}"] for k in THRESHOLD_KEYS
+                if f"validate_{k}" in hostvars})
+    return out
+
+
+def _check(host: str, name: str, ok: bool, measured: Any, threshold: str,
+           message: str = "") -> Check:
+    return Check(host, name, PASS if ok else FAIL, measured, threshold, message)
+
+
+def _systemctl_show(text: str) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for line in (text or "").splitlines():
+        key, _, value = line.partition("=")
+        if key:
+            out[key.strip()] = value.strip()
+    return out
+
+
+def _number(value: Any) -> float | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int | float):
+        return float(value)
+    try:
+        return float(str(value))
+    except (TypeError, ValueError):
+        return None
+
+
+def _slug(name: Any) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "-", str(name)).strip("-") or "unnamed"
+
+
+def judge_gpu(host: str, m: Mapping[str, Any], gpu_host: bool) -> list[Check]:
+    gpu = m.get("gpu")
+    if not isinstance(gpu, Mapping):
+        if gpu_host:
+            return [_check(host, "gpu.visible", False, None, ">= 1 GPU",
+                           "GPU facts were not gathered (validate_gpu_checks is off?)")]
+        return []
+    count = int(_number(gpu.get("gpu_count")) or 0)
+    if not gpu_host and count == 0:
+        return []
+    checks = [_check(host, "gpu.visible", count >= 1, count, ">= 1 GPU",
+                     "" if count else "no GPU on the PCI bus")]
+    pin = str(m.get("driver_pin") or "")
+    driver = gpu.get("nvidia_driver") if isinstance(gpu.get("nvidia_driver"), Mapping) else {}
+    version = driver.get("version") if driver else None
+    if pin or int(_number(gpu.get("nvidia_gpu_count")) or 0):
+        ok = bool(version) and (not pin or str(version) == pin)
+        why = "" if ok else ("no NVIDIA driver loaded" if not version
+                             else f"driver {version} is not the pinned {pin}")
+        checks.append(_check(host, "gpu.driver", ok, version, f"== {pin}" if pin else "loaded",
+                             why))
+    container = m.get("container")
+    if isinstance(container, Mapping):
+        out = str(container.get("stdout") or "")
+        seen = len(re.findall(r"^GPU \d+:", out, re.M))
+        ok = container.get("rc") == 0 and seen >= 1
+        why = "" if ok else (str(container.get("stderr") or out).strip().splitlines() or
+                             ["nvidia-smi in a container failed"])[-1]
+        checks.append(_check(host, "gpu.container", ok, seen, ">= 1 GPU in a container", why))
+    return checks
+
+
+def judge_endpoints(host: str, m: Mapping[str, Any], t: Mapping[str, Any]) -> list[Check]:
+    checks: list[Check] = []
+    units = list(m.get("units") or [])
+    health = list(m.get("health") or [])
+    max_restarts = int(_number(t.get("max_restarts")) or 0)
+    for i, entry in enumerate(m.get("endpoints") or []):
+        desc = entry.get("descriptor") if isinstance(entry, Mapping) else None
+        if not isinstance(desc, Mapping):
+            continue
+        name = _slug(desc.get("name"))
+        shown = _systemctl_show(str(units[i]) if i < len(units) else "")
+        state = shown.get("ActiveState") or "unknown"
+        checks.append(_check(host, f"runtime.{name}.active", state == "active", state,
+                             "== active",
+                             "" if state == "active" else f"unit {desc.get('unit')} is {state}"))
+        restarts = _number(shown.get("NRestarts"))
+        checks.append(_check(
+            host, f"runtime.{name}.restarts", restarts is not None and restarts <= max_restarts,
+            None if restarts is None else int(restarts), f"<= {max_restarts}",
+            "" if restarts is not None and restarts <= max_restarts else
+            f"unit {desc.get('unit')} restarted {shown.get('NRestarts', '?')} times"))
+        status = health[i] if i < len(health) else None
+        checks.append(_check(
+            host, f"runtime.{name}.health", status == 200, status, "== 200",
+            "" if status == 200 else
+            f"GET {desc.get('upstream')}{desc.get('health_path', '/health')} answered {status}"))
+    return checks
+
+
+def tokens_per_second(chat: Mapping[str, Any]) -> float | None:
+    """llama-server's own decode rate when present, else tokens over the decode time."""
+    timings = chat.get("timings")
+    if isinstance(timings, Mapping):
+        rate = _number(timings.get("predicted_per_second"))
+        if rate:
+            return round(rate, 2)
+    tokens = _number(chat.get("completion_tokens"))
+    total = _number(chat.get("total_s"))
+    ttft = _number(chat.get("ttft_s")) or 0.0
+    if not tokens or not total:
+        return None
+    if tokens > 1 and total > ttft:
+        # The first token's time is prefill; the rest is the decode rate users feel.
+        return round((tokens - 1) / (total - ttft), 2)
+    return round(tokens / total, 2)
+
+
+def judge_gateway(host: str, m: Mapping[str, Any], t: Mapping[str, Any]) -> list[Check]:
+    if not isinstance(m.get("gateway"), Mapping):
+        return []
+    raw = m.get("chat")
+    chat: Mapping[str, Any] = {}
+    if isinstance(raw, Mapping):
+        try:
+            parsed = json.loads(str(raw.get("stdout") or ""))
+            chat = parsed if isinstance(parsed, Mapping) else {}
+        except ValueError:
+            chat = {"error": str(raw.get("stderr") or raw.get("stdout") or "no output")[-300:]}
+    content = str(chat.get("content") or "")
+    expect = str(t.get("expect_answer") or "")
+    ok = chat.get("status") == 200 and bool(content.strip()) and (
+        expect.lower() in content.lower())
+    why = ""
+    if not ok:
+        why = str(chat.get("error") or "").strip() or (
+            f"answer does not contain {expect!r}: {content.strip()[:120]!r}" if content.strip()
+            else f"HTTP {chat.get('status')} and an empty answer")
+    checks = [_check(host, "gateway.chat", ok, chat.get("status"),
+                     f"== 200 and answer contains {expect!r}" if expect
+                     else "== 200 and a non-empty answer", why[:300])]
+    ttft = _number(chat.get("ttft_s"))
+    max_ttft = float(_number(t.get("max_ttft_s")) or 0.0)
+    checks.append(_check(host, "gateway.ttft_s", ttft is not None and ttft <= max_ttft,
+                         ttft, f"<= {max_ttft:g}",
+                         "" if ttft is not None and ttft <= max_ttft else
+                         ("no token came back" if ttft is None
+                          else f"first token after {ttft:g}s")))
+    rate = tokens_per_second(chat)
+    min_rate = float(_number(t.get("min_tokens_per_s")) or 0.0)
+    checks.append(_check(host, "gateway.tokens_per_s", rate is not None and rate >= min_rate,
+                         rate, f">= {min_rate:g}",
+                         "" if rate is not None and rate >= min_rate else
+                         ("no tokens measured" if rate is None
+                          else f"{rate:g} tokens/s is below {min_rate:g}")))
+    return checks
+
+
+def judge_models(host: str, m: Mapping[str, Any]) -> list[Check]:
+    checks: list[Check] = []
+    for pair in m.get("models") or []:
+        if not isinstance(pair, list | tuple) or len(pair) != 2:
+            continue
+        item, stat = pair
+        if not isinstance(item, Mapping):
+            continue
+        stat = stat if isinstance(stat, Mapping) else {}
+        expected = str(item.get("sha256") or "").lower()
+        actual = str(stat.get("checksum") or "").lower() or None
+        name = _slug(item.get("name") or Path(str(item.get("path", ""))).name)
+        why = "" if actual == expected else (
+            f"{item.get('path')} is missing" if not stat.get("exists")
+            else f"{item.get('path')} has sha256 {actual}")
+        checks.append(_check(host, f"model.{name}.sha256", actual == expected, actual,
+                             f"== {expected}", why))
+    return checks
+
+
+def judge_host(host: str, measured: Mapping[str, Any] | None, thresholds: Mapping[str, Any],
+               *, gpu_host: bool = False, failure: str = "") -> list[Check]:
+    """Every check for one host; a host that published nothing fails `host.measured`."""
+    if measured is None:
+        return [_check(host, "host.measured", False, None, "measurements published",
+                       failure or "the validate playbook did not finish on this host")]
+    checks = [_check(host, "host.measured", True, "yes", "measurements published")]
+    checks += judge_gpu(host, measured, gpu_host)
+    checks += judge_endpoints(host, measured, thresholds)
+    checks += judge_gateway(host, measured, thresholds)
+    checks += judge_models(host, measured)
+    return checks
+
+
+def table_rows(checks: Iterable[Check]) -> list[list[str]]:
+    return [[c.host, c.name, c.status.upper(), "-" if c.measured is None else str(c.measured),
+             c.threshold, c.message] for c in checks]
+
+
+def to_json(checks: list[Check], *, run_id: int | None, exit_code: int) -> dict[str, Any]:
+    hosts = sorted({c.host for c in checks})
+    return {
+        "run_id": run_id, "command": "validate", "ok": all(c.passed for c in checks),
+        "exit_code": exit_code,
+        "hosts": {h: {"passed": sum(c.passed for c in checks if c.host == h),
+                      "failed": sum(not c.passed for c in checks if c.host == h)}
+                  for h in hosts},
+        "checks": [c.to_dict() for c in checks],
+    }
+
+
+def to_junit(checks: list[Check], *, suite: str = "gpuforge validate") -> str:
+    """JUnit XML: one testcase per check per host (classname = host), failures say
+    measured vs threshold."""
+    root = ET.Element("testsuites", name=suite, tests=str(len(checks)),
+                      failures=str(sum(not c.passed for c in checks)))
+    for host in sorted({c.host for c in checks}):
+        mine = [c for c in checks if c.host == host]
+        ts = ET.SubElement(root, "testsuite", name=f"{suite}: {host}", tests=str(len(mine)),
+                           failures=str(sum(not c.passed for c in mine)), errors="0",
+                           skipped="0")
+        for c in mine:
+            tc = ET.SubElement(ts, "testcase", classname=host, name=c.name)
+            measured = "-" if c.measured is None else str(c.measured)
+            props = ET.SubElement(tc, "system-out")
+            props.text = f"measured {measured}, threshold {c.threshold}"
+            if not c.passed:
+                fail = ET.SubElement(tc, "failure",
+                                     message=f"{c.name}: measured {measured}, "
+                                             f"threshold {c.threshold}",
+                                     type="ThresholdNotMet")
+                fail.text = c.message or f"measured {measured}, threshold {c.threshold}"
+    ET.indent(root)
+    return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="unicode") \
+        + "\n"
