@@ -32,7 +32,11 @@ def all_states() -> list[dict[str, Any]]:
 
 
 def default_inventory() -> Path | None:
+    """The embedded default target: the `default` sandbox, or the only sandbox that is up."""
     state = load_state(DEFAULT_NAME)
+    if state is None:
+        states = all_states()
+        state = states[0] if len(states) == 1 else None
     if state is None:
         return None
     path = Path(state["inventory"])
