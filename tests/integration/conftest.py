@@ -38,7 +38,8 @@ class Sandbox:
     def container(self, host: str) -> str:
         return next(h["container"] for h in self.state["hosts"] if h["name"] == host)
 
-    def gpuforge(self, *args: str, timeout: float = 900, **kw: Any) -> subprocess.CompletedProcess[str]:
+    def gpuforge(self, *args: str, timeout: float = 900,
+                 **kw: Any) -> subprocess.CompletedProcess[str]:
         return subprocess.run([*GPUFORGE, *args], env=self.env, capture_output=True, text=True,
                               timeout=timeout, check=False, **kw)
 

@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# The test command: set-up, lint, then every test (unit, molecule scenarios of every
+# role, sandbox integration, faults) in one pytest run. Needs root (rootful podman).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh
+export NO_COLOR=1 PY_COLORS=0 ANSIBLE_NOCOLOR=1
+export GPUFORGE_STATE_DIR=${GPUFORGE_STATE_DIR:-$PWD/.cache/state}
+bin=.venv/bin
+
+echo "== lint" >&2
+"$bin/yamllint" -s .
+"$bin/ansible-lint" --format=pep8 -q
+"$bin/ruff" check toolkit tests bench 2>/dev/null || "$bin/ruff" check toolkit tests
+"$bin/mypy" toolkit
+
+echo "== sandbox images" >&2
+"$bin/gpuforge" sandbox image --distro debian12
+"$bin/gpuforge" sandbox image --distro debian13
+
+echo "== tests" >&2
+exec "$bin/pytest" -p no:cacheprovider -ra "$@" tests
