@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.conftest import Sandbox
+from tests.sandbox import Sandbox, wait_for_line
 
 pytestmark = [pytest.mark.sandbox, pytest.mark.slow]
 
@@ -79,20 +79,6 @@ def test_wrong_type_in_sandbox_inventory_touches_no_host(three: Sandbox, tmp_pat
     assert "found-2: base_packages:" in proc.stderr
     assert str(host_vars / "found-2.yml") in proc.stderr
     assert len(json.loads(three.gpuforge("runs", "list", "--json").stdout)) == before
-
-
-def wait_for_line(proc: subprocess.Popen[str], needle: str, timeout: float) -> list[str]:
-    assert proc.stderr is not None
-    seen: list[str] = []
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        line = proc.stderr.readline()
-        if not line:
-            break
-        seen.append(line)
-        if needle in line:
-            return seen
-    raise AssertionError(f"{needle!r} never appeared in:\n{''.join(seen)}")
 
 
 def test_sigint_cancels_within_seconds_and_is_recorded(three: Sandbox) -> None:

@@ -1,0 +1,62 @@
+"""Sandbox hosts for tests: real podman hosts with systemd, reached over SSH."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+GPUFORGE = [sys.executable, "-m", "toolkit.cli.app"]
+
+
+@dataclass
+class Sandbox:
+    name: str
+    env: dict[str, str]
+    state: dict[str, Any]
+
+    @property
+    def inventory(self) -> str:
+        return str(self.state["inventory"])
+
+    def container(self, host: str) -> str:
+        return next(h["container"] for h in self.state["hosts"] if h["name"] == host)
+
+    def gpuforge(self, *args: str, timeout: float = 900,
+                 **kw: Any) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([*GPUFORGE, *args], env=self.env, capture_output=True, text=True,
+                              timeout=timeout, check=False, **kw)
+
+    def popen(self, *args: str) -> subprocess.Popen[str]:
+        return subprocess.Popen([*GPUFORGE, *args], env=self.env, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True)
+
+    def exec(self, host: str, *cmd: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(["podman", "exec", self.container(host), *cmd],
+                              capture_output=True, text=True, check=False)
+
+
+def cli_env(state: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GPUFORGE_")}
+    env.update({"GPUFORGE_STATE_DIR": str(state), "NO_COLOR": "1", "CI": "true"})
+    return env
+
+
+
+
+def wait_for_line(proc: subprocess.Popen[str], needle: str, timeout: float) -> list[str]:
+    assert proc.stderr is not None
+    seen: list[str] = []
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        line = proc.stderr.readline()
+        if not line:
+            break
+        seen.append(line)
+        if needle in line:
+            return seen
+    raise AssertionError(f"{needle!r} never appeared in:\n{''.join(seen)}")
