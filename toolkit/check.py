@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from toolkit.compat_gate import host_compat_problems
 from toolkit.inventory import ResolvedInventory, resolve
 from toolkit.paths import content_root
 from toolkit.profiles import Profile
@@ -20,4 +21,5 @@ def check_inventory(inventories: list[Path], profile: Profile | None,
     problems: list[Problem] = []
     for host, hostvars in sorted(resolved.hosts.items()):
         problems.extend(check_host(host, hostvars, specs, roles, rules))
+        problems.extend(host_compat_problems(host, hostvars))
     return resolved, problems

@@ -15,6 +15,7 @@ import typer
 from toolkit import __version__
 from toolkit.cli import apply as apply_cmd
 from toolkit.cli import check as check_cmd
+from toolkit.cli import facts as facts_cmd
 from toolkit.cli import profiles as profiles_cmd
 from toolkit.cli import runs as runs_cmd
 from toolkit.cli import sandbox as sandbox_cmd
@@ -52,6 +53,7 @@ def root(
 app.command("apply")(apply_cmd.apply)
 app.command("plan")(apply_cmd.plan)
 app.command("check")(check_cmd.check)
+app.command("facts")(facts_cmd.facts)
 app.command("profiles")(profiles_cmd.profiles)
 app.command("validate")(validate_cmd.validate)
 app.add_typer(runs_cmd.app, name="runs")
