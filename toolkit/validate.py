@@ -216,11 +216,11 @@ def judge_models(host: str, m: Mapping[str, Any]) -> list[Check]:
             continue
         stat = stat if isinstance(stat, Mapping) else {}
         expected = str(item.get("sha256") or "").lower()
+        path = item.get("path") or item.get("dest") or ""
         actual = str(stat.get("checksum") or "").lower() or None
-        name = _slug(item.get("name") or Path(str(item.get("path", ""))).name)
+        name = _slug(item.get("name") or Path(str(path)).name)
         why = "" if actual == expected else (
-            f"{item.get('path')} is missing" if not stat.get("exists")
-            else f"{item.get('path')} has sha256 {actual}")
+            f"{path} is missing" if not stat.get("exists") else f"{path} has sha256 {actual}")
         checks.append(_check(host, f"model.{name}.sha256", actual == expected, actual,
                              f"== {expected}", why))
     return checks

@@ -17,6 +17,7 @@ from toolkit.cli import apply as apply_cmd
 from toolkit.cli import check as check_cmd
 from toolkit.cli import facts as facts_cmd
 from toolkit.cli import profiles as profiles_cmd
+from toolkit.cli import report as report_cmd
 from toolkit.cli import runs as runs_cmd
 from toolkit.cli import sandbox as sandbox_cmd
 from toolkit.cli import validate as validate_cmd
@@ -56,6 +57,7 @@ app.command("check")(check_cmd.check)
 app.command("facts")(facts_cmd.facts)
 app.command("profiles")(profiles_cmd.profiles)
 app.command("validate")(validate_cmd.validate)
+app.command("report")(report_cmd.report)
 app.add_typer(runs_cmd.app, name="runs")
 app.add_typer(sandbox_cmd.app, name="sandbox")
 
