@@ -17,6 +17,7 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from toolkit.compat_gate import host_compat_problems
 from toolkit.inventory import SourcedValue, resolve
 from toolkit.specs import (
     Problem,
@@ -47,6 +48,7 @@ def _check(case: str) -> list[Problem]:
     problems: list[Problem] = []
     for host, hostvars in sorted(resolved.hosts.items()):
         problems += check_host(host, hostvars, specs, PROFILE_ROLES.get(case, ()), rules)
+        problems += host_compat_problems(host, hostvars)  # as toolkit.check does
     return problems
 
 
@@ -86,6 +88,8 @@ def test_messages_say_what_is_wrong() -> None:
     assert "required by role demo" in msg[("missing_required", "node1", "demo_port")]
     assert "mutually exclusive" in msg[("contradicting_pins", "gpu1", "demo_url, demo_version")]
     assert "missing: demo_gpu_count" in msg[("contradicting_pins", "gpu2", "demo_mode")]
+    assert "volta needs the proprietary module" in msg[
+        ("contradicting_pins", "gpu3", "nvidia_driver_kernel_module vs gpuforge_gpu_generation")]
     assert "ansible-vault" in msg[("plain_secrets", "node1", "demo_api_key")]
     assert "lookup('ansible.builtin.env'" in msg[("plain_secrets", "node1", "demo_hf_token")]
 
@@ -121,7 +125,7 @@ def _all_options() -> list[str]:
     return sorted(name for options in specs.values() for name in options)
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.dictionaries(st.sampled_from(_all_options()), yaml_values, min_size=1, max_size=8))
 def test_generated_values_never_crash(values: dict[str, Any]) -> None:
     specs, rules = _specs()
