@@ -15,7 +15,10 @@ import typer
 from toolkit import __version__
 from toolkit.cli import apply as apply_cmd
 from toolkit.cli import check as check_cmd
+from toolkit.cli import demo as demo_cmd
+from toolkit.cli import endpoints as endpoints_cmd
 from toolkit.cli import facts as facts_cmd
+from toolkit.cli import models as models_cmd
 from toolkit.cli import profiles as profiles_cmd
 from toolkit.cli import report as report_cmd
 from toolkit.cli import runs as runs_cmd
@@ -56,6 +59,9 @@ app.command("plan")(apply_cmd.plan)
 app.command("check")(check_cmd.check)
 app.command("facts")(facts_cmd.facts)
 app.command("profiles")(profiles_cmd.profiles)
+app.command("demo")(demo_cmd.demo)
+app.command("endpoints")(endpoints_cmd.endpoints)
+app.add_typer(models_cmd.app, name="models")
 app.command("validate")(validate_cmd.validate)
 app.command("report")(report_cmd.report)
 app.add_typer(runs_cmd.app, name="runs")

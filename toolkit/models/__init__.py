@@ -1,0 +1,1 @@
+"""Model catalog (seeds/models.yml), the controller-side model cache and checksums."""
