@@ -120,6 +120,8 @@ def failure_message(res: Mapping[str, Any]) -> str:
     """The one line a person needs from a failed or unreachable result."""
     if res.get("censored"):
         return str(res["censored"])
+    if res.get("msg") == "non-zero return code" and str(res.get("stderr", "")).strip():
+        return _last_line(str(res["stderr"]))
     for key in ("msg", "reason", "stderr", "module_stderr", "stdout"):
         value = res.get(key)
         if isinstance(value, str) and value.strip():
@@ -131,6 +133,11 @@ def failure_message(res: Mapping[str, Any]) -> str:
             if isinstance(item, Mapping) and item.get("failed"):
                 return failure_message(item)
     return "task failed (no message)"
+
+
+def _last_line(text: str) -> str:
+    lines = [ln for ln in text.strip().splitlines() if ln.strip()]
+    return lines[-1] if lines else ""
 
 
 def _diff_text(res: Mapping[str, Any]) -> str:

@@ -83,3 +83,9 @@ def test_scrub_data_redacts_secret_keys_and_values() -> None:
     out = scrub_data(data, ["supersecret"])
     assert out == {"gateway_api_key": REDACTED, "note": f"k={REDACTED}", "list": [REDACTED]}
     assert scrub("abc", ["ab"]) == "abc"  # too short to be a secret: left alone
+
+
+def test_command_failures_show_stderr_not_the_generic_message() -> None:
+    res = {"msg": "non-zero return code", "rc": 100,
+           "stderr": "E: Failed to fetch http://mirror.example/x\nE: Some index files failed\n"}
+    assert failure_message(res) == "E: Some index files failed"
