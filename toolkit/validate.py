@@ -207,22 +207,19 @@ def judge_gateway(host: str, m: Mapping[str, Any], t: Mapping[str, Any]) -> list
 
 
 def judge_models(host: str, m: Mapping[str, Any]) -> list[Check]:
+    """Each model file in the store that the catalog pins: its sha256 against the pin."""
     checks: list[Check] = []
-    for pair in m.get("models") or []:
-        if not isinstance(pair, list | tuple) or len(pair) != 2:
+    for entry in m.get("models") or []:
+        if not isinstance(entry, Mapping):
             continue
-        item, stat = pair
-        if not isinstance(item, Mapping):
-            continue
-        stat = stat if isinstance(stat, Mapping) else {}
-        expected = str(item.get("sha256") or "").lower()
-        path = item.get("path") or item.get("dest") or ""
-        actual = str(stat.get("checksum") or "").lower() or None
-        name = _slug(item.get("name") or Path(str(path)).name)
-        why = "" if actual == expected else (
-            f"{path} is missing" if not stat.get("exists") else f"{path} has sha256 {actual}")
-        checks.append(_check(host, f"model.{name}.sha256", actual == expected, actual,
-                             f"== {expected}", why))
+        expected = str(entry.get("sha256") or "").lower()
+        actual = str(entry.get("checksum") or "").lower() or None
+        path = str(entry.get("path") or "")
+        name = _slug(f"{entry.get('name') or ''}/{Path(path).name}".strip("/"))
+        ok = bool(expected) and actual == expected
+        why = "" if ok else (f"{path} is missing" if not entry.get("exists")
+                             else f"{path} has sha256 {actual}")
+        checks.append(_check(host, f"model.{name}.sha256", ok, actual, f"== {expected}", why))
     return checks
 
 
@@ -240,9 +237,15 @@ def judge_host(host: str, measured: Mapping[str, Any] | None, thresholds: Mappin
     return checks
 
 
+def _short(text: str, width: int = 28) -> str:
+    return text if len(text) <= width else text[:width - 1] + "…"
+
+
 def table_rows(checks: Iterable[Check]) -> list[list[str]]:
-    return [[c.host, c.name, c.status.upper(), "-" if c.measured is None else str(c.measured),
-             c.threshold, c.message] for c in checks]
+    """Rows for the terminal table (long digests shortened; JSON and JUnit keep them whole)."""
+    return [[c.host, c.name, c.status.upper(),
+             "-" if c.measured is None else _short(str(c.measured)), _short(c.threshold),
+             c.message] for c in checks]
 
 
 def to_json(checks: list[Check], *, run_id: int | None, exit_code: int) -> dict[str, Any]:

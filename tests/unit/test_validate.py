@@ -123,15 +123,18 @@ def test_gpu_checks_only_on_gpu_hosts() -> None:
 def test_model_checksums() -> None:
     good = "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53"
     doc = {**HEALTHY, "models": [
-        [{"name": "smollm2", "path": "/srv/m/a.gguf", "sha256": good},
-         {"exists": True, "checksum": good}],
-        [{"name": "broken", "path": "/srv/m/b.gguf", "sha256": good},
-         {"exists": True, "checksum": "00" * 32}],
-        [{"name": "gone", "path": "/srv/m/c.gguf", "sha256": good}, {"exists": False}]]}
+        {"name": "smollm2", "path": "/srv/m/smollm2/r1/a.gguf", "sha256": good,
+         "checksum": good, "exists": True},
+        {"name": "broken", "path": "/srv/m/broken/r1/b.gguf", "sha256": good,
+         "checksum": "00" * 32, "exists": True},
+        {"name": "gone", "path": "/srv/m/gone/r1/c.gguf", "sha256": good, "checksum": "",
+         "exists": False}]}
     checks = _by_name(judge_host("node1", doc, THRESHOLDS))
-    assert checks["model.smollm2.sha256"].passed
-    assert checks["model.broken.sha256"].message == f"/srv/m/b.gguf has sha256 {'00' * 32}"
-    assert checks["model.gone.sha256"].message == "/srv/m/c.gguf is missing"
+    assert checks["model.smollm2-a.gguf.sha256"].passed
+    assert checks["model.broken-b.gguf.sha256"].message == \
+        f"/srv/m/broken/r1/b.gguf has sha256 {'00' * 32}"
+    assert checks["model.broken-b.gguf.sha256"].threshold == f"== {good}"
+    assert checks["model.gone-c.gguf.sha256"].message == "/srv/m/gone/r1/c.gguf is missing"
 
 
 def test_host_without_measurements_fails() -> None:

@@ -23,6 +23,7 @@ def validate(
     """Measure each host (GPU, driver, runtimes, a real completion, speed, checksums) and
     judge it: exit 0 all pass, 2 a check failed, 4 a host unreachable."""
     import json
+    import shutil
     import tempfile
 
     from toolkit.console import emit_json, err
@@ -61,9 +62,6 @@ def validate(
         gpu_host = "gpu_nodes" in resolved.groups.get(host, [])
         checks += judge_host(host, measured, thresholds_for(defaults, block, hostvars),
                              gpu_host=gpu_host, failure=reasons.get(host, ""))
-    for leftover in results_dir.glob("*.json"):
-        leftover.unlink()
-    results_dir.rmdir()
 
     if outcome.exit_code == ExitCode.UNREACHABLE:
         code = ExitCode.UNREACHABLE
@@ -74,6 +72,11 @@ def validate(
     data = to_json(checks, run_id=outcome.run_id, exit_code=int(code))
     record_dir = state_dir() / "validate"
     record_dir.mkdir(parents=True, exist_ok=True)
+    # What each host reported, kept beside the verdict for whoever asks "measured how?".
+    measured_dir = record_dir / f"run-{outcome.run_id}.measured"
+    if measured_dir.exists():
+        shutil.rmtree(measured_dir)
+    results_dir.rename(measured_dir)
     (record_dir / f"run-{outcome.run_id}.json").write_text(json.dumps(data, indent=2),
                                                             encoding="utf-8")
     host_table(f"validate run {outcome.run_id}", table_rows(checks),
