@@ -22,9 +22,13 @@ import pytest
 
 from toolkit.history import History
 from toolkit.summary import Failure, HostCounts, RunSummary, TaskTiming
+from toolkit.validate import judge_host, to_json
 
 ROOT = Path(__file__).resolve().parents[2]
 RECORDED = ROOT / "tests" / "fixtures" / "runs" / "apply-base.json"
+# What the validate role really measured on a sandbox host with a corrupted model file.
+MEASURED = json.loads((ROOT / "tests" / "fixtures" / "validate" /
+                       "fail-model-checksum.json").read_text())
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
 pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="needs Debian's chromium (see .ci/run)")
@@ -115,6 +119,11 @@ def rendered(tmp_path: Path) -> tuple[Path, Path, dict]:  # type: ignore[type-ar
     broken.failures.append(Failure(host, "Install | Install base packages",
                                    "No package matching 'pciutilz' is available", "failed"))
     bad = _record(history, data, broken, 2)
+    # `gpuforge validate` keeps its verdict beside the history; the report shows it.
+    verdict = tmp_path / "state" / "validate" / f"run-{bad}.json"
+    verdict.parent.mkdir(parents=True)
+    verdict.write_text(json.dumps(to_json(judge_host(host, MEASURED, {
+        "min_tokens_per_s": 1, "max_ttft_s": 30, "max_restarts": 3}), run_id=bad, exit_code=2)))
     pages = []
     for run_id in (good, bad):
         out = tmp_path / f"run-{run_id}.html"
@@ -158,3 +167,5 @@ def test_report_renders_in_headless_chromium(rendered: tuple[Path, Path, dict], 
     assert "Failures (1)" in dom
     assert "No package matching 'pciutilz' is available" in dom
     assert '<span class="pill bad">failed</span>' in dom
+    assert "Acceptance checks" in dom and '<span class="pill fail">fail</span>' in dom
+    assert "SmolLM2-135M-Instruct.Q4_1.gguf has sha256" in dom
