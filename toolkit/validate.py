@@ -241,6 +241,16 @@ def _short(text: str, width: int = 28) -> str:
     return text if len(text) <= width else text[:width - 1] + "…"
 
 
+def exit_code(playbook_code: int, checks: Iterable[Check]) -> int:
+    """4 when a host was unreachable, 2 when a check failed (or the playbook failed on a
+    host), else the playbook's own code (0, or 1/130 for an internal error/cancel)."""
+    if playbook_code == 4:
+        return 4
+    if playbook_code == 2 or any(not c.passed for c in checks):
+        return 2
+    return playbook_code
+
+
 def table_rows(checks: Iterable[Check]) -> list[list[str]]:
     """Rows for the terminal table (long digests shortened; JSON and JUnit keep them whole)."""
     return [[c.host, c.name, c.status.upper(),

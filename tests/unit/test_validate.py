@@ -12,6 +12,7 @@ import pytest
 
 from toolkit.validate import (
     default_thresholds,
+    exit_code,
     judge_host,
     table_rows,
     thresholds_for,
@@ -189,3 +190,13 @@ def test_recorded_measurements(path: Path) -> None:
         assert not failed, checks
     else:
         assert failed, checks
+
+
+def test_exit_codes() -> None:
+    passed = judge_host("node1", HEALTHY, THRESHOLDS)
+    failed = judge_host("node1", None, THRESHOLDS)
+    assert exit_code(0, passed) == 0
+    assert exit_code(0, failed) == 2
+    assert exit_code(2, passed) == 2
+    assert exit_code(4, failed) == 4  # unreachable wins
+    assert exit_code(130, passed) == 130

@@ -34,6 +34,7 @@ def validate(
     from toolkit.profiles import get_profile
     from toolkit.validate import (
         default_thresholds,
+        exit_code,
         judge_host,
         table_rows,
         thresholds_for,
@@ -63,12 +64,7 @@ def validate(
         checks += judge_host(host, measured, thresholds_for(defaults, block, hostvars),
                              gpu_host=gpu_host, failure=reasons.get(host, ""))
 
-    if outcome.exit_code == ExitCode.UNREACHABLE:
-        code = ExitCode.UNREACHABLE
-    elif any(not c.passed for c in checks) or outcome.exit_code == ExitCode.FAILED_HOSTS:
-        code = ExitCode.FAILED_HOSTS
-    else:
-        code = outcome.exit_code
+    code = ExitCode(exit_code(int(outcome.exit_code), checks))
     data = to_json(checks, run_id=outcome.run_id, exit_code=int(code))
     record_dir = state_dir() / "validate"
     record_dir.mkdir(parents=True, exist_ok=True)
