@@ -98,11 +98,13 @@ def test_cli_reports_with_real_roles_and_exits_3(tmp_path: Path) -> None:
     proc = subprocess.run(
         [sys.executable, "-m", "toolkit.cli.app", "check", "-i",
          str(CASES_DIR / "wrong_types" / "hosts.yml")],
-        capture_output=True, text=True, env={"NO_COLOR": "1", "PATH": "/usr/bin:/bin",
-                                               "GPUFORGE_STATE_DIR": str(tmp_path)},
+        capture_output=True, text=True,
+        env={"NO_COLOR": "1", "PATH": "/usr/bin:/bin", "COLUMNS": "300",
+             "GPUFORGE_STATE_DIR": str(tmp_path)},
         check=False, cwd=ROOT)
     assert proc.returncode == 3, proc.stderr
-    assert "node1: base_apt_lock_timeout:" in proc.stderr
+    assert "node1: base_apt_lock_timeout: is of type str and we were unable to convert to int" \
+        in proc.stderr
     assert "(defined in " in proc.stderr and "group_vars/all/base.yml" in proc.stderr
     # demo_* belongs to no real role: site variables pass.
     assert "demo_port" not in proc.stderr
