@@ -1,0 +1,86 @@
+#!/usr/bin/env python3
+"""Figure 3 - no-op floor: a no-op `gpuforge apply --profile cpu-llm` on one host vs the
+floor of reaching it at all: `ansible -m ping` plus the fact gathering the roles need
+(`setup` with our gather subset), same inventory and settings. Prints the slowest tasks of
+the last no-op apply: what makes the ratio large.
+
+    .venv/bin/python bench/noop_floor.py --name NAME [--rounds 3]
+
+NAME is a sandbox on which cpu-llm has been applied (e.g. `gpuforge demo --name NAME`);
+GPUFORGE_API_KEY must hold its key (or $GPUFORGE_STATE_DIR/sandbox/NAME/api-key).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench._common import (
+    GPUFORGE,
+    VENV_BIN,
+    env,
+    interleave,
+    load,
+    ratio,
+    state_dir,
+    stats,
+    table,
+    timed,
+    write,
+)
+
+SUBSET = "!all,min,hardware,virtual"  # ansible.cfg's gather_subset
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--name", required=True)
+    parser.add_argument("--rounds", type=int, default=3)
+    args = parser.parse_args()
+    load_start = load()
+    key_file = state_dir() / "sandbox" / args.name / "api-key"
+    if not os.environ.get("GPUFORGE_API_KEY") and key_file.is_file():
+        os.environ["GPUFORGE_API_KEY"] = key_file.read_text(encoding="utf-8").strip()
+    inv = str(state_dir() / "sandbox" / args.name / "inventory.yml")
+    e = env()
+    apply = [*GPUFORGE, "apply", "-i", inv, "--profile", "cpu-llm", "--yes", "--json"]
+    ansible = str(VENV_BIN / "ansible")
+
+    def floor() -> float:
+        return (timed([ansible, "all", "-i", inv, "-m", "ansible.builtin.ping"], e)
+                + timed([ansible, "all", "-i", inv, "-m", "ansible.builtin.setup",
+                         "-a", f"gather_subset={SUBSET}"], e))
+
+    timed(apply, e)  # make sure the host is converged: the measured runs are no-ops
+    times = interleave({"apply cpu-llm (no-op)": lambda: timed(apply, e), "floor": floor},
+                       args.rounds)
+    runs = json.loads(subprocess.run([*GPUFORGE, "runs", "list", "--json"], env=e,
+                                     capture_output=True, text=True, check=True).stdout)
+    last = json.loads(subprocess.run([*GPUFORGE, "runs", "show", str(runs[0]["id"]), "--json"],
+                                     env=e, capture_output=True, text=True, check=True).stdout)
+    hosts = last.get("hosts", {})
+    result = {"load_start": load_start, "hosts": len(hosts) or 1,
+              "times": {k: stats(v) for k, v in times.items()},
+              "ratio_apply_over_floor": ratio(times["apply cpu-llm (no-op)"], times["floor"]),
+              "last_apply": {"run_id": runs[0]["id"],
+                             "changed": {h: c.get("changed") for h, c in hosts.items()},
+                             "slowest_tasks": last.get("slowest_tasks", last.get("slowest"))},
+              "load_end": load()}
+    path = write("noop_floor", result)
+    print(table(["side", "median s", "spread s", "n"],
+                [[k, s["median"], f"{s['min']}..{s['max']}", s["n"]]
+                 for k, s in result["times"].items()]))  # type: ignore[attr-defined]
+    print(f"ratio apply/floor: {result['ratio_apply_over_floor']}")
+    print("slowest tasks of the last no-op apply:")
+    print(json.dumps(result["last_apply"], indent=1)[:3000])
+    print(f"load {result['load_end']}; {path}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,84 @@
+#!/usr/bin/env python3
+"""Figure 1 - wrapper overhead: `gpuforge apply --profile base` vs `ansible-playbook
+playbooks/base.yml` with the same ansible.cfg and environment, on the same sandbox hosts.
+
+    .venv/bin/python bench/wrapper_overhead.py [--hosts 4] [--rounds 5] [--cold-rounds 0]
+
+No-op: the hosts are converged once, then A and B alternate. Cold (optional, slow): each
+round gets fresh hosts for A and for B.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench._common import (
+    GPUFORGE,
+    ROOT,
+    VENV_BIN,
+    env,
+    interleave,
+    load,
+    ratio,
+    sandbox_down,
+    sandbox_up,
+    stats,
+    table,
+    timed,
+    write,
+)
+
+
+def sides(inventory: str, hosts: int) -> dict[str, object]:
+    e = env()
+    gf = [*GPUFORGE, "apply", "-i", inventory, "--profile", "base", "--yes", "--json"]
+    ap = [str(VENV_BIN / "ansible-playbook"), "-i", inventory, str(ROOT / "playbooks/base.yml")]
+    return {"gpuforge apply": lambda: timed(gf, e), "ansible-playbook": lambda: timed(ap, e)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--hosts", type=int, default=4)
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--cold-rounds", type=int, default=0)
+    parser.add_argument("--name", default="bench-wrap")
+    parser.add_argument("--keep", action="store_true", help="Leave the sandbox up.")
+    args = parser.parse_args()
+    result: dict[str, object] = {"hosts": args.hosts, "load_start": load()}
+    try:
+        state = sandbox_up(args.name, args.hosts)
+        inv = str(state["inventory"])
+        fns = sides(inv, args.hosts)
+        timed([*GPUFORGE, "apply", "-i", inv, "--profile", "base", "--yes"], env())  # converge
+        noop = interleave(fns, args.rounds)  # type: ignore[arg-type]
+        result["noop"] = {k: stats(v) for k, v in noop.items()}
+        result["noop_ratio"] = ratio(noop["gpuforge apply"], noop["ansible-playbook"])
+        if args.cold_rounds:
+            cold: dict[str, list[float]] = {"gpuforge apply": [], "ansible-playbook": []}
+            for r in range(args.cold_rounds):
+                for side in (list(cold) if r % 2 == 0 else list(cold)[::-1]):
+                    inv = str(sandbox_up(args.name, args.hosts)["inventory"])
+                    cold[side].append(sides(inv, args.hosts)[side]())  # type: ignore[operator]
+                    print(f"  cold {r + 1} {side}: {cold[side][-1]:.1f}s", file=sys.stderr)
+            result["cold"] = {k: stats(v) for k, v in cold.items()}
+            result["cold_ratio"] = ratio(cold["gpuforge apply"], cold["ansible-playbook"])
+    finally:
+        if not args.keep:
+            sandbox_down(args.name)
+    result["load_end"] = load()
+    path = write("wrapper_overhead", result)
+    rows = [[mode, side, s["median"], f"{s['min']}..{s['max']}", s["n"]]
+            for mode in ("noop", "cold") if mode in result
+            for side, s in result[mode].items()]  # type: ignore[attr-defined]
+    print(table(["mode", "side", "median s", "spread s", "n"], rows))
+    print(f"no-op ratio gpuforge/ansible-playbook: {result['noop_ratio']}"
+          + (f"; cold ratio: {result['cold_ratio']}" if "cold_ratio" in result else ""))
+    print(f"load {result['load_start']} -> {result['load_end']}; {path}")
+
+
+if __name__ == "__main__":
+    main()
