@@ -124,6 +124,10 @@ def validate_value(name: str, spec: Mapping[str, Any], value: Any) -> list[str]:
     try:
         result = ArgumentSpecValidator({name: _strip_required(spec)}).validate(
             {name: _plain(value)})
+    except (OverflowError, ValueError):
+        # Ansible's converters raise these for values like .inf or .nan (YAML floats) where
+        # an int is expected, instead of reporting them: they are the user's input errors.
+        return [f"is {value!r}, which is not a valid {spec.get('type', 'str')}"]
     except Exception as exc:  # a spec the validator cannot digest is our bug, not the user's
         return [f"could not be validated: {exc}"]
     return [_clean(str(e), name) for e in result.errors]

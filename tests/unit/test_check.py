@@ -7,6 +7,7 @@ are checked against the real roles plus the test double in tests/fixtures/roles/
 
 from __future__ import annotations
 
+import functools
 import subprocess
 import sys
 from pathlib import Path
@@ -36,6 +37,7 @@ CASES = sorted(p.name for p in CASES_DIR.iterdir() if (p / "expected.yml").is_fi
 PROFILE_ROLES = {"missing_required": ("demo",)}
 
 
+@functools.cache
 def _specs() -> tuple[RoleSpecs, RoleRules]:
     specs = load_role_specs(ROOT / "roles") | load_role_specs(FIXTURE_ROLES)
     rules = load_role_rules(ROOT / "roles") | load_role_rules(FIXTURE_ROLES)
@@ -76,6 +78,14 @@ def test_every_problem_is_found_and_named(case: str) -> None:
     assert not unmatched, f"{case}: unexpected problems: {[str(p) for p in unmatched]}"
 
 
+def test_infinite_float_for_an_int_is_a_user_error() -> None:
+    specs, rules = _specs()
+    problems = check_host("h", {"base_apt_lock_timeout": SourcedValue(float("inf"), "x.yml")},
+                          specs, (), rules)
+    assert [str(p) for p in problems] == [
+        "h: base_apt_lock_timeout: is inf, which is not a valid int (defined in x.yml)"]
+
+
 def test_messages_say_what_is_wrong() -> None:
     msg = {(c, p.host, p.variable): p.message for c in CASES for p in _check(c)}
     assert "int" in msg[("wrong_types", "node1", "base_apt_lock_timeout")]
@@ -113,7 +123,7 @@ def test_cli_reports_with_real_roles_and_exits_3(tmp_path: Path) -> None:
 # --- generated values never crash the checker -------------------------------------------
 
 yaml_scalars = st.one_of(
-    st.none(), st.booleans(), st.integers(), st.floats(allow_nan=True),
+    st.none(), st.booleans(), st.integers(), st.floats(allow_nan=True, allow_infinity=True),
     st.text(max_size=20), st.sampled_from(["{{ x }}", "yes", "0644", "1e3", "[]", "~"]))
 yaml_values = st.recursive(
     yaml_scalars,
