@@ -144,7 +144,9 @@ def judge_endpoints(host: str, m: Mapping[str, Any], t: Mapping[str, Any]) -> li
         checks.append(_check(
             host, f"runtime.{name}.health", status == 200, status, "== 200",
             "" if status == 200 else
-            f"GET {desc.get('upstream')}{desc.get('health_path', '/health')} answered {status}"))
+            f"GET {desc.get('upstream')}{desc.get('health_path', '/health')} "
+            + (f"answered {status}" if isinstance(status, int) and status > 0
+               else "got no answer")))
     return checks
 
 

@@ -69,6 +69,8 @@ def test_stopped_runtime_fails_with_measured_and_threshold() -> None:
     assert checks["runtime.smollm2.active"].measured == "inactive"
     assert "llama-cpp@smollm2.service is inactive" in checks["runtime.smollm2.active"].message
     assert checks["runtime.smollm2.health"].measured == -1
+    assert checks["runtime.smollm2.health"].message == \
+        "GET http://127.0.0.1:8081/health got no answer"
     assert checks["gateway.chat"].message == "HTTP Error 502: Bad Gateway"
     assert checks["gateway.ttft_s"].message == "no token came back"
     assert not checks["gateway.tokens_per_s"].passed
