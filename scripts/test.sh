@@ -11,7 +11,7 @@ bin=.venv/bin
 echo "== lint" >&2
 "$bin/yamllint" -s .
 "$bin/ansible-lint" --format=pep8 -q
-"$bin/ruff" check toolkit tests bench 2>/dev/null || "$bin/ruff" check toolkit tests
+"$bin/ruff" check .
 "$bin/mypy" toolkit
 
 echo "== sandbox images" >&2
