@@ -12,6 +12,7 @@ its first N hosts, so every size runs on already-converged hosts (a no-op).
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
@@ -50,7 +51,11 @@ def main() -> None:
              if k != "ANSIBLE_CACHE_PLUGIN_CONNECTION"}
     result: dict[str, object] = {"load_start": load(), "sizes": {}}
     try:
-        state = sandbox_up(args.name, max(sizes))
+        # A sandbox already up with enough hosts (an earlier --keep) is reused.
+        state_file = state_dir() / "sandbox" / args.name / "state.json"
+        state = json.loads(state_file.read_text(encoding="utf-8")) if state_file.is_file() else {}
+        if len(state.get("hosts", [])) < max(sizes):
+            state = sandbox_up(args.name, max(sizes))
         inv = str(state["inventory"])
         names = [h["name"] for h in state["hosts"]]
         play = [str(VENV_BIN / "ansible-playbook"), "-i", inv, str(ROOT / "playbooks/base.yml")]

