@@ -45,7 +45,20 @@ def main() -> int:
     try:
         with urllib.request.urlopen(request, timeout=args.timeout, context=context) as resp:
             out["status"] = resp.status
-            for raw in resp:
+            if "text/event-stream" not in (resp.headers.get("Content-Type") or ""):
+                # A server that ignores "stream": one JSON answer; its first byte is the
+                # first token a client sees.
+                body = json.loads(resp.read().decode("utf-8", "replace") or "{}")
+                out["ttft_s"] = round(time.monotonic() - start, 4)
+                for choice in body.get("choices") or []:
+                    out["content"] += (choice.get("message") or {}).get("content") or ""
+                usage = body.get("usage") or {}
+                if usage.get("completion_tokens"):
+                    out["completion_tokens"] = usage["completion_tokens"]
+                    out["tokens_source"] = "usage"
+                if isinstance(body.get("timings"), dict):
+                    out["timings"] = body["timings"]
+            for raw in resp if out["ttft_s"] is None else ():
                 line = raw.decode("utf-8", "replace").strip()
                 if not line.startswith("data:"):
                     continue
