@@ -23,7 +23,8 @@ FILES = {
         "    sys.exit('gpuforge test double: this vllm cannot serve')\n"
     ),
     f"{DIST}/METADATA": f"Metadata-Version: 2.1\nName: vllm\nVersion: {VERSION}\n",
-    f"{DIST}/WHEEL": "Wheel-Version: 1.0\nGenerator: gpuforge\nRoot-Is-Purelib: true\nTag: py3-none-any\n",
+    f"{DIST}/WHEEL": (
+        "Wheel-Version: 1.0\nGenerator: gpuforge\nRoot-Is-Purelib: true\nTag: py3-none-any\n"),
     f"{DIST}/entry_points.txt": "[console_scripts]\nvllm = vllm.cli:main\n",
 }
 
@@ -39,7 +40,8 @@ def main() -> None:
             digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
             record.append(f"{name},sha256={digest},{len(data)}")
         record.append(f"{DIST}/RECORD,,")
-        whl.writestr(zipfile.ZipInfo(f"{DIST}/RECORD", (1980, 1, 1, 0, 0, 0)), "\n".join(record) + "\n")
+        whl.writestr(zipfile.ZipInfo(f"{DIST}/RECORD", (1980, 1, 1, 0, 0, 0)),
+                     "\n".join(record) + "\n")
     print(out)
 
 
