@@ -90,11 +90,9 @@ def _sh(s: Served, script: str) -> subprocess.CompletedProcess[str]:
 
 
 def _in_mount_ns(s: Served, *cmd: str) -> None:
-    """Run a controller command inside the host's mount namespace (the host may not mount)."""
-    pid = subprocess.run(["podman", "inspect", "-f", "{{.State.Pid}}",
-                          s.box.container(s.host)], capture_output=True, text=True,
-                         check=True).stdout.strip()
-    subprocess.run(["nsenter", "-t", pid, "-m", *cmd], check=True, capture_output=True)
+    """Run a (u)mount in the host with the capability its own processes lack."""
+    subprocess.run(["podman", "exec", "--privileged", s.box.container(s.host), *cmd],
+                   check=True, capture_output=True)
 
 
 def _is_sqlite(path: Path) -> bool:
@@ -139,8 +137,8 @@ def test_corrupted_model_is_caught_by_validate_and_repaired_by_apply(served: Ser
     assert rc == 2, err
     check = _model_check(data)
     assert check["status"] == "fail"
-    assert path in check["message"] or path in json.dumps(check), check
-    assert path in err
+    assert path in check["message"], check
+    assert "FAIL" in err and check["name"][:30] in err
     rc, applied, err = _apply(served)
     assert rc == 0, err
     assert applied["hosts"][served.host]["changed"] >= 1
