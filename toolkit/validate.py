@@ -188,6 +188,10 @@ def judge_gateway(host: str, m: Mapping[str, Any], t: Mapping[str, Any]) -> list
         why = str(chat.get("error") or "").strip() or (
             f"answer does not contain {expect!r}: {content.strip()[:120]!r}" if content.strip()
             else f"HTTP {chat.get('status')} and an empty answer")
+    # An HTML error page (nginx's 502) becomes one readable line.
+    why = " ".join(re.sub(r"<[^>]*>", " ", why).split())
+    if not ok and isinstance(chat.get("status"), int) and f"{chat['status']}" not in why[:40]:
+        why = f"HTTP {chat['status']}: {why}"
     checks = [_check(host, "gateway.chat", ok, chat.get("status"),
                      f"== 200 and answer contains {expect!r}" if expect
                      else "== 200 and a non-empty answer", why[:300])]

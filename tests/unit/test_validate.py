@@ -77,6 +77,15 @@ def test_stopped_runtime_fails_with_measured_and_threshold() -> None:
     assert checks["runtime.smollm2.restarts"].passed
 
 
+def test_an_html_error_page_becomes_one_line() -> None:
+    doc = copy.deepcopy(HEALTHY)
+    doc["chat"]["stdout"] = json.dumps({
+        "status": 502, "content": "", "error": "<html>\r\n<head><title>502 Bad Gateway</title>"
+        "</head>\r\n<body>\r\n<center><h1>502 Bad Gateway</h1></center>\r\n</body></html>"})
+    checks = _by_name(judge_host("node1", doc, THRESHOLDS))
+    assert checks["gateway.chat"].message == "502 Bad Gateway 502 Bad Gateway"
+
+
 def test_thresholds_judge_speed_and_restarts() -> None:
     doc = copy.deepcopy(HEALTHY)
     doc["units"] = ["ActiveState=active\nNRestarts=7"]
