@@ -32,7 +32,8 @@ def err() -> Console:
         colour = colour_wanted(sys.stderr)
         tty = sys.stderr.isatty()
         _err = Console(stderr=True, no_color=not colour, force_terminal=colour or None,
-                       highlight=False, width=None if tty else 160)
+                       highlight=False, width=None if tty else 160,
+                       soft_wrap=not tty)
     return _err
 
 

@@ -171,6 +171,12 @@ class History:
                 "INSERT INTO changes VALUES (?, ?, ?, ?)",
                 [(run_id, c.host, c.task, c.diff) for c in summary.changes])
 
+    def record_verdict(self, run_id: int, *, status: str, exit_code: int) -> None:
+        """Commands that judge a run afterwards (validate) store their verdict as its outcome."""
+        with self._connect() as conn:
+            conn.execute("UPDATE runs SET status=?, exit_code=? WHERE id=?",
+                         (status, exit_code, run_id))
+
     def list(self, limit: int = 20) -> list[RunRecord]:
         with self._connect() as conn:
             rows = conn.execute(

@@ -70,5 +70,8 @@ def test_validate_fails_when_the_runtime_is_stopped(served: Sandbox, tmp_path: P
         messages = [f.get("message") or "" for f in failures]
         assert any(".active: measured inactive, threshold == active" in m for m in messages)
         assert "FAIL" in err
+        # The history records validate's verdict, not just the playbook's exit code.
+        shown = json.loads(served.gpuforge("runs", "show", str(data["run_id"]), "--json").stdout)
+        assert shown["exit_code"] == 2 and shown["status"] == "failed"
     finally:
         served.exec(host, "systemctl", "start", unit)

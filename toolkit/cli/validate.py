@@ -65,6 +65,11 @@ def validate(
                              gpu_host=gpu_host, failure=reasons.get(host, ""))
 
     code = ExitCode(exit_code(int(outcome.exit_code), checks))
+    if code != outcome.exit_code:
+        from toolkit.history import History
+
+        History().record_verdict(outcome.run_id, status="failed" if code else "successful",
+                                 exit_code=int(code))
     data = to_json(checks, run_id=outcome.run_id, exit_code=int(code))
     record_dir = state_dir() / "validate"
     record_dir.mkdir(parents=True, exist_ok=True)
