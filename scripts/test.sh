@@ -19,4 +19,6 @@ echo "== sandbox images" >&2
 "$bin/gpuforge" sandbox image --distro debian13
 
 echo "== tests" >&2
-exec "$bin/pytest" -p no:cacheprovider -ra "$@" tests
+# Two workers: much of a provisioning test is waiting (apt, boots, readiness probes).
+exec "$bin/pytest" -p no:cacheprovider -ra -n "${GPUFORGE_TEST_WORKERS:-2}" \
+  --dist loadgroup "$@" tests
