@@ -211,7 +211,7 @@ def test_disk_full_during_model_download(served: Served, tmp_path: Path) -> None
 
         # 2. Room at the preflight, then another writer fills the disk mid-download.
         _in_mount_ns(served, "mount", "-o", "remount,size=320m", STORE)
-        filler = (f"while ! ls -A {STORE}/.incoming {new_dir} 2>/dev/null | grep -q .; do "
+        filler = (f"while ! find {STORE}/.incoming {new_dir} -type f 2>/dev/null | grep -q .; do "
                   f"sleep 0.05; done; fallocate -l $(df --output=avail -B1 {STORE} | tail -1) "
                   f"{STORE}/filler || dd if=/dev/zero of={STORE}/filler bs=1M 2>/dev/null; true")
         watcher = subprocess.Popen(["podman", "exec", served.box.container(served.host),
