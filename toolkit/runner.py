@@ -8,6 +8,7 @@ handler would stall ansible; one returning None would drop events).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import queue
 import shutil
@@ -178,7 +179,16 @@ def run_playbook(
     config.env = allowed_env(config.env, os.environ)
     secrets = secret_values(config.env)
     summariser = EventSummariser(secrets)
-    runner = Runner(config=config, event_handler=enqueue, cancel_callback=cancel.is_set)
+    stopped: list[int] = []
+
+    def should_cancel() -> bool:
+        # ansible-playbook's workers run in process groups of their own, so runner's
+        # killpg of the main process would leave them running: stop the whole tree first.
+        if cancel.is_set() and not stopped:
+            stopped.extend(terminate_tree(os.getpid(), "ansible-playbook"))
+        return cancel.is_set()
+
+    runner = Runner(config=config, event_handler=enqueue, cancel_callback=should_cancel)
     error: list[BaseException] = []
 
     def target() -> None:
@@ -221,6 +231,55 @@ def run_playbook(
         status=status, rc=rc, started_at=started, ended_at=_now(),
         duration_s=round(time.monotonic() - t0, 2), summary=summary,
         artifact_dir=str(artifact_dir))
+
+
+def _children_map() -> dict[int, list[int]]:
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    return children
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(
+            errors="replace")
+    except OSError:
+        return ""
+
+
+def terminate_tree(parent: int, name: str, grace_s: float = 3.0) -> list[int]:
+    """SIGTERM, then SIGKILL, every process below `parent`'s children named `name`."""
+    import signal
+
+    children = _children_map()
+    roots = [pid for pid in children.get(parent, []) if name in _cmdline(pid)]
+    tree: list[int] = []
+    todo = list(roots)
+    while todo:
+        pid = todo.pop()
+        tree.append(pid)
+        todo.extend(children.get(pid, []))
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        for pid in tree:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, sig)
+        deadline = time.monotonic() + grace_s
+        while sig == signal.SIGTERM and time.monotonic() < deadline and any(
+                Path(f"/proc/{pid}").exists() and _state(pid) != "Z" for pid in tree):
+            time.sleep(0.1)
+    return tree
+
+
+def _state(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return "X"
 
 
 def scrub_artifacts(directory: Path, secrets: list[str]) -> None:

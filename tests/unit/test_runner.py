@@ -118,7 +118,7 @@ def test_real_run_counts_failures_reboot_and_secrets(
 def test_cancel_stops_the_run_quickly(tmp_path: Path, state_dir: Path) -> None:
     tasks = """
     - name: Sleep a long time
-      ansible.builtin.command: sleep 120
+      ansible.builtin.command: sleep 121
       changed_when: false
 """
     request = RunRequest(playbook=write_playbook(tmp_path, tasks),
@@ -129,6 +129,19 @@ def test_cancel_stops_the_run_quickly(tmp_path: Path, state_dir: Path) -> None:
     result = run_playbook(request, ident="t2", cancel=cancel)
     assert time.monotonic() - t0 < 30
     assert result.cancelled and result.exit_code() is ExitCode.CANCELLED
+    # Nothing of the run is left behind: ansible's workers live in their own process
+    # groups, and an orphaned worker would go on changing the host after "cancelled".
+    time.sleep(1)
+    leftovers = [p for p in Path("/proc").glob("[0-9]*/cmdline")
+                 if b"sleep\x00121" in _read(p)]
+    assert leftovers == []
+
+
+def _read(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError:
+        return b""
 
 
 def test_stops_before_any_host_are_explained(tmp_path: Path, state_dir: Path) -> None:
