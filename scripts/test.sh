@@ -20,5 +20,5 @@ echo "== sandbox images" >&2
 
 echo "== tests" >&2
 # Two workers: much of a provisioning test is waiting (apt, boots, readiness probes).
-exec "$bin/pytest" -p no:cacheprovider -ra -n "${GPUFORGE_TEST_WORKERS:-2}" \
+exec "$bin/pytest" -p no:cacheprovider -ra -v -n "${GPUFORGE_TEST_WORKERS:-2}" \
   --dist loadgroup "$@" tests

@@ -41,6 +41,7 @@ LLAMA_USERS = ("test_demo.py", "test_validate.py", "test_serving_faults.py",
                "test_molecule_scenario[llama_cpp-")
 
 
+@pytest.hookimpl(tryfirst=True)  # before xdist reads the groups
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if any(name in item.nodeid for name in LLAMA_USERS):
