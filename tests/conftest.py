@@ -46,6 +46,9 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if any(name in item.nodeid for name in LLAMA_USERS):
             item.add_marker(pytest.mark.xdist_group("llama-build"))
+        elif "sandbox" in item.keywords:
+            # A module's sandbox (a module-scoped fixture) lives on one worker only.
+            item.add_marker(pytest.mark.xdist_group(item.nodeid.split("::", 1)[0]))
     if shutil.which("podman") is None or os.geteuid() != 0:
         skip = pytest.mark.skip(reason="sandbox tests need rootful podman (see .ci/run)")
         for item in items:
