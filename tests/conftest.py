@@ -35,20 +35,7 @@ def _no_colour() -> Iterator[None]:
     yield
 
 
-# Tests that need the llama.cpp build share one xdist worker, in collection order: the
-# first compiles it into the controller cache, the others install from there.
-LLAMA_USERS = ("test_demo.py", "test_validate.py", "test_serving_faults.py",
-               "test_molecule_scenario[llama_cpp-")
-
-
-@pytest.hookimpl(tryfirst=True)  # before xdist reads the groups
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    for item in items:
-        if any(name in item.nodeid for name in LLAMA_USERS):
-            item.add_marker(pytest.mark.xdist_group("llama-build"))
-        elif "sandbox" in item.keywords:
-            # A module's sandbox (a module-scoped fixture) lives on one worker only.
-            item.add_marker(pytest.mark.xdist_group(item.nodeid.split("::", 1)[0]))
     if shutil.which("podman") is None or os.geteuid() != 0:
         skip = pytest.mark.skip(reason="sandbox tests need rootful podman (see .ci/run)")
         for item in items:
