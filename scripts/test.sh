@@ -19,6 +19,15 @@ echo "== sandbox images" >&2
 "$bin/gpuforge" sandbox image --distro debian13
 
 echo "== tests" >&2
-# Two workers: much of a provisioning test is waiting (apt, boots, readiness probes).
-exec "$bin/pytest" -p no:cacheprovider -ra -v -n "${GPUFORGE_TEST_WORKERS:-2}" \
-  --dist loadgroup "$@" tests
+# Two xdist workers: much of a provisioning test is waiting (apt, boots, probes).
+# Phase 1, unit tests and every role's molecule scenario, one scenario at a time per
+# worker; the llama_cpp scenario compiles llama.cpp into the controller cache.
+# Phase 2, sandbox integration and faults, a whole file per worker (a file shares its
+# sandbox hosts between its tests), installing llama.cpp from that cache.
+workers=${GPUFORGE_TEST_WORKERS:-2}
+status=0
+"$bin/pytest" -p no:cacheprovider -ra -v -n "$workers" --dist load "$@" tests/unit tests/molecule \
+  || status=$?
+"$bin/pytest" -p no:cacheprovider -ra -v -n "$workers" --dist loadfile "$@" \
+  tests/integration tests/faults || status=$?
+exit "$status"
