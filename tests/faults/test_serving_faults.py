@@ -21,7 +21,7 @@ import yaml
 
 from tests.sandbox import Sandbox, cli_env
 
-pytestmark = [pytest.mark.sandbox, pytest.mark.slow]
+pytestmark = [pytest.mark.sandbox, pytest.mark.slow, pytest.mark.llama_build]
 
 MODEL = "smollm2-135m-instruct"
 STORE = "/srv/gpuforge/models"

@@ -13,7 +13,7 @@ import pytest
 from tests.sandbox import GPUFORGE, cli_env
 from toolkit.models.client import answer_text, chat, request
 
-pytestmark = [pytest.mark.sandbox, pytest.mark.slow]
+pytestmark = [pytest.mark.sandbox, pytest.mark.slow, pytest.mark.llama_build]
 
 
 def test_demo_serves_a_chat_completion_through_the_gateway(tmp_path: Path) -> None:

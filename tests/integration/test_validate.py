@@ -13,7 +13,7 @@ import pytest
 
 from tests.sandbox import Sandbox
 
-pytestmark = [pytest.mark.sandbox, pytest.mark.slow]
+pytestmark = [pytest.mark.sandbox, pytest.mark.slow, pytest.mark.llama_build]
 
 
 @pytest.fixture(scope="module")

@@ -25,8 +25,14 @@ pytestmark = [
 ]
 
 
-@pytest.mark.parametrize(("role", "scenario"), SCENARIOS,
-                         ids=[f"{r}-{s}" for r, s in SCENARIOS])
+# Scenarios that serve a real model need the llama.cpp build.
+LLAMA_BUILD = {"llama_cpp"}
+
+
+@pytest.mark.parametrize(("role", "scenario"), [
+    pytest.param(r, s, id=f"{r}-{s}",
+                 marks=[pytest.mark.llama_build] if r in LLAMA_BUILD else [])
+    for r, s in SCENARIOS])
 def test_molecule_scenario(role: str, scenario: str) -> None:
     proc = subprocess.run(
         [str(ROOT / "tests" / "molecule" / "run.sh"), role, scenario, "test"],
