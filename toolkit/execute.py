@@ -11,9 +11,10 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from toolkit.check import check_inventory
+from toolkit.check import check_inventory, key_file_secrets
 from toolkit.errors import ExitCode, InvalidInput
 from toolkit.history import History
+from toolkit.inventory import ResolvedInventory
 from toolkit.lock import InventoryLock
 from toolkit.profiles import Profile
 from toolkit.progress import Progress
@@ -37,14 +38,15 @@ class Outcome:
         }
 
 
-def ensure_valid(inventories: list[Path], profile: Profile) -> None:
+def ensure_valid(inventories: list[Path], profile: Profile) -> ResolvedInventory:
     """Raise InvalidInput listing every problem; nothing has touched a host yet."""
-    _, problems = check_inventory(inventories, profile)
+    resolved, problems = check_inventory(inventories, profile)
     if problems:
         lines = "\n  ".join(str(p) for p in problems)
         raise InvalidInput(
             f"{len(problems)} problem(s) in the inventory; no host was touched:\n  {lines}",
             hint="fix the variables named above (`gpuforge check` lists them again)")
+    return resolved
 
 
 def display_status(status: str) -> str:
@@ -73,7 +75,7 @@ def run_profile(
     tags: str | None, check: bool, quiet: bool = False, lock: bool = True,
     extravars: dict[str, Any] | None = None,
 ) -> Outcome:
-    ensure_valid(inventories, profile)
+    resolved = ensure_valid(inventories, profile)
     history = History()
     lock_cm: contextlib.AbstractContextManager[Any] = (
         InventoryLock(inventories, command) if lock else contextlib.nullcontext())
@@ -85,7 +87,8 @@ def run_profile(
         cancel = threading.Event()
         request = RunRequest(
             playbook=profile.playbook, inventories=inventories, limit=limit, tags=tags,
-            check=check, diff=check, extravars=extravars or {})
+            check=check, diff=check, extravars=extravars or {},
+            secrets=key_file_secrets(resolved))
         title = f"gpuforge {command} --profile {profile.name} (run {run_id})"
         result: RunResult | None = None
         try:

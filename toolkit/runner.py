@@ -75,6 +75,8 @@ class RunRequest:
     extravars: dict[str, Any] = field(default_factory=dict)
     envvars: dict[str, str] = field(default_factory=dict)
     forks: int | None = None
+    # Secret values known to the caller (e.g. read from key files): scrubbed like env secrets.
+    secrets: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -177,7 +179,7 @@ def run_playbook(
     )
     config.prepare()
     config.env = allowed_env(config.env, os.environ)
-    secrets = secret_values(config.env)
+    secrets = secret_values(config.env, request.secrets)
     summariser = EventSummariser(secrets)
     stopped: list[int] = []
 

@@ -148,3 +148,41 @@ def test_generated_values_never_crash(values: dict[str, Any]) -> None:
         assert problem.host == "h" and str(problem).startswith("h: ")
         assert "could not be validated" not in problem.message, problem
         assert "could not be applied" not in problem.message, problem
+
+
+def _key_file_vars(path: Path) -> dict[str, SourcedValue]:
+    return {"gateway_api_key_file": SourcedValue(str(path), "group_vars/all.yml")}
+
+
+def test_a_key_file_must_exist_be_private_and_hold_a_key(tmp_path: Path) -> None:
+    from toolkit.check import key_file_problems
+
+    path = tmp_path / "api-key"
+    missing = key_file_problems("h1", _key_file_vars(path))
+    assert [(p.variable, p.source) for p in missing] == [
+        ("gateway_api_key_file", "group_vars/all.yml")]
+    assert "not a file on the controller" in missing[0].message
+    path.write_text("k" * 32 + "\n")
+    path.chmod(0o644)
+    (shared,) = key_file_problems("h1", _key_file_vars(path))
+    assert "readable by other users (mode 644); chmod 600" in shared.message
+    path.chmod(0o600)
+    assert key_file_problems("h1", _key_file_vars(path)) == []
+    path.write_text("\n")
+    (empty,) = key_file_problems("h1", _key_file_vars(path))
+    assert "holds no key" in empty.message
+
+
+def test_keys_in_key_files_are_scrubbed_from_what_a_run_shows(tmp_path: Path) -> None:
+    from toolkit.check import key_file_secrets
+    from toolkit.summary import scrub
+
+    path = tmp_path / "api-key"
+    path.write_text("first-key-0123456789abcdef\n\nsecond-key-0123456789abcdef\n")
+    path.chmod(0o600)
+    inventory = tmp_path / "hosts.yml"
+    inventory.write_text(yaml.safe_dump({"all": {
+        "hosts": {"h1": {}, "h2": {}}, "vars": {"gateway_api_key_file": str(path)}}}))
+    keys = key_file_secrets(resolve([inventory]))
+    assert keys == ["first-key-0123456789abcdef", "second-key-0123456789abcdef"]
+    assert "first-key" not in scrub("Bearer first-key-0123456789abcdef failed", keys)

@@ -6,8 +6,6 @@ recorded run path, then one chat completion from the controller over the publish
 
 from __future__ import annotations
 
-import os
-import secrets
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -16,18 +14,6 @@ import typer
 from toolkit.cli.common import JsonOpt
 
 PROMPT = "What is the capital of France? Answer in one sentence."
-
-
-def ensure_key(directory: Path) -> Path:
-    """The sandbox's API key file (0600), generated once and kept across demos."""
-    path = directory / "api-key"
-    if not path.is_file() or not path.read_text(encoding="utf-8").strip():
-        directory.mkdir(parents=True, exist_ok=True, mode=0o700)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(secrets.token_urlsafe(32) + "\n")
-    path.chmod(0o600)
-    return path
 
 
 def _running(name: str) -> dict[str, Any] | None:
@@ -57,7 +43,7 @@ def demo(
     from toolkit.execute import run_profile
     from toolkit.models.client import answer_text, chat, served_models
     from toolkit.profiles import get_profile
-    from toolkit.sandbox.hosts import up
+    from toolkit.sandbox.hosts import ensure_api_key, up
     from toolkit.sandbox.state import sandbox_dir
 
     state = None if fresh else _running(name)
@@ -66,9 +52,9 @@ def demo(
         state = up(name, hosts, distro, "ssh")
     else:
         err().print(f"reusing sandbox '{name}' ({state['distro']})", markup=False)
-    key_file = ensure_key(sandbox_dir(name))
+    # `sandbox up` wrote the key file and pointed the inventory's gateway_api_key_file at it.
+    key_file = ensure_api_key(sandbox_dir(name))
     key = key_file.read_text(encoding="utf-8").strip()
-    os.environ["GPUFORGE_API_KEY"] = key
     profile = get_profile("cpu-llm")
     outcome = run_profile(command="demo", profile=profile,
                           inventories=[Path(state["inventory"])], limit=None, tags=None,

@@ -12,11 +12,9 @@ from toolkit.cli.common import InventoryOpt, JsonOpt, host_table, inventories_or
 
 def key_location(host_vars: dict[str, Any]) -> tuple[str, Path | None]:
     """(where the key is, as a user reads it; the file when the controller holds one)."""
-    from toolkit.sandbox.state import sandbox_dir
-
-    sandbox = host_vars.get("gpuforge_sandbox")
-    if sandbox:
-        path = sandbox_dir(str(sandbox)) / "api-key"
+    key_file = host_vars.get("gateway_api_key_file")
+    if isinstance(key_file, str) and key_file and "{{" not in key_file:
+        path = Path(key_file).expanduser()
         return f"file {path} (mode 0600)", path
     if os.environ.get("GPUFORGE_API_KEYS"):
         return "env GPUFORGE_API_KEYS", None

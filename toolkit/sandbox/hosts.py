@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import shutil
 import socket
 import subprocess
@@ -42,8 +43,11 @@ def extra_ca_certificates() -> list[dict[str, str]]:
 
 
 def inventory_data(name: str, hosts: list[dict[str, Any]], connection: str,
-                   key_path: Path) -> dict[str, Any]:
-    group_vars: dict[str, Any] = {"gpuforge_sandbox": name}
+                   key_path: Path, api_key_file: Path) -> dict[str, Any]:
+    # The gateway's key lives in a controller file only its owner reads, never in the
+    # inventory: apply, validate and endpoints all find it through this path.
+    group_vars: dict[str, Any] = {"gpuforge_sandbox": name,
+                                  "gateway_api_key_file": str(api_key_file)}
     if connection == "ssh":
         group_vars.update({
             "ansible_connection": "ssh",
@@ -75,6 +79,16 @@ def _write_atomic(path: Path, text: str, mode: int = 0o600) -> None:
     with os.fdopen(fd, "w", encoding="utf-8") as fh:
         fh.write(text)
     os.replace(tmp, path)
+
+
+def ensure_api_key(directory: Path) -> Path:
+    """The sandbox's gateway API key file (0600), generated once and kept across ups."""
+    path = directory / "api-key"
+    if not path.is_file() or not path.read_text(encoding="utf-8").strip():
+        directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+        _write_atomic(path, secrets.token_urlsafe(32) + "\n")
+    path.chmod(0o600)
+    return path
 
 
 def _ensure_key(directory: Path) -> Path:
@@ -172,7 +186,8 @@ def up(name: str, count: int, distro: str, connection: str) -> dict[str, Any]:
         list(pool.map(ready, hosts))
     inventory = directory / "inventory.yml"
     _write_atomic(inventory, "# Written by `gpuforge sandbox up`; replaced on the next up.\n"
-                  + yaml.safe_dump(inventory_data(name, hosts, connection, key),
+                  + yaml.safe_dump(inventory_data(name, hosts, connection, key,
+                                                  ensure_api_key(directory)),
                                    sort_keys=False))
     state = {"name": name, "distro": distro, "connection": connection, "image": image,
              "inventory": str(inventory), "key": str(key), "hosts": hosts,
