@@ -24,16 +24,12 @@ echo "== tests" >&2
 # worker; the llama_cpp scenario compiles llama.cpp into the controller cache.
 # Phase 2, sandbox integration and faults, a whole file per worker (a file shares its
 # sandbox hosts between its tests), installing llama.cpp from that cache.
-# The tests that serve a real model with the llama.cpp build (marker llama_build: the
-# llama_cpp molecule scenario, the demo, validate and the serving faults) have not yet
-# passed a full run on this project's CI machines; they run with GPUFORGE_TEST_LLAMA=1
-# (or `pytest -m llama_build`) until they have, and then become part of the gate.
-select=(-m "not llama_build")
-[ "${GPUFORGE_TEST_LLAMA:-0}" = 1 ] && select=()
+# Everything is in the gate, including the tests that serve a real model with the
+# llama.cpp build (marker llama_build; `pytest -m llama_build` runs them alone).
 workers=${GPUFORGE_TEST_WORKERS:-2}
 status=0
-"$bin/pytest" -p no:cacheprovider -ra -v -n "$workers" --dist load "${select[@]}" "$@" \
+"$bin/pytest" -p no:cacheprovider -ra -v -n "$workers" --dist load "$@" \
   tests/unit tests/molecule || status=$?
-"$bin/pytest" -p no:cacheprovider -ra -v -n "$workers" --dist loadfile "${select[@]}" "$@" \
+"$bin/pytest" -p no:cacheprovider -ra -v -n "$workers" --dist loadfile "$@" \
   tests/integration tests/faults || status=$?
 exit "$status"

@@ -123,7 +123,9 @@ def test_canary_secrets_appear_nowhere(served: Served, tmp_path: Path) -> None:
                 dumped += len(rows)
     assert dumped, "no run database rows to search"
     texts.update({f"output#{i}": t for i, t in enumerate(served.outputs)})
-    for canary in served.canaries:
+    # The sandbox's own key (its inventory's gateway_api_key_file) is a secret too.
+    key_file = state / "sandbox" / box.name / "api-key"
+    for canary in [*served.canaries, key_file.read_text(encoding="utf-8").strip()]:
         leaks = [where for where, text in texts.items() if canary in text]
         assert not leaks, f"canary {canary[:14]}... leaked into {leaks}"
 

@@ -15,18 +15,18 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
+# Scenarios that serve a real model need the llama.cpp build (compiled on the first run,
+# minutes): they go first, so the build overlaps the other scenarios instead of ending last.
+LLAMA_BUILD = {"llama_cpp"}
 SCENARIOS = sorted(
-    (p.parts[-4], p.parts[-2]) for p in (ROOT / "roles").glob("*/molecule/*/molecule.yml"))
+    ((p.parts[-4], p.parts[-2]) for p in (ROOT / "roles").glob("*/molecule/*/molecule.yml")),
+    key=lambda rs: (rs[0] not in LLAMA_BUILD, rs))
 
 pytestmark = [
     pytest.mark.molecule,
     pytest.mark.skipif(shutil.which("podman") is None or os.geteuid() != 0,
                        reason="molecule scenarios need rootful podman (see .ci/run)"),
 ]
-
-
-# Scenarios that serve a real model need the llama.cpp build.
-LLAMA_BUILD = {"llama_cpp"}
 
 
 @pytest.mark.parametrize(("role", "scenario"), [
