@@ -7,14 +7,13 @@ the last no-op apply: what makes the ratio large.
     .venv/bin/python bench/noop_floor.py --name NAME [--rounds 3]
 
 NAME is a sandbox on which cpu-llm has been applied (e.g. `gpuforge demo --name NAME`);
-GPUFORGE_API_KEY must hold its key (or $GPUFORGE_STATE_DIR/sandbox/NAME/api-key).
+The sandbox inventory names its key file (gateway_api_key_file); nothing to export.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -61,9 +60,6 @@ def main() -> None:
                         help="Apply once before measuring (a host not yet converged).")
     args = parser.parse_args()
     load_start = load()
-    key_file = state_dir() / "sandbox" / args.name / "api-key"
-    if not os.environ.get("GPUFORGE_API_KEY") and key_file.is_file():
-        os.environ["GPUFORGE_API_KEY"] = key_file.read_text(encoding="utf-8").strip()
     inv = str(state_dir() / "sandbox" / args.name / "inventory.yml")
     e = env()
     apply = [*GPUFORGE, "apply", "-i", inv, "--profile", "cpu-llm", "--yes", "--json"]
