@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """Figure 4 - serving efficiency on one cpu-llm host: prompt and generation tokens/s through
-the gateway (HTTPS, API key) vs llama.cpp's own llama-bench, same model, host and threads;
+the gateway (HTTPS, API key) vs llama.cpp's own llama-bench, same model, host and threads,
+and vs llama-server run by hand (same binary and flags, no systemd sandbox, no gateway);
 and the gateway's added latency (the same request to 127.0.0.1:<runtime port> vs through
 the gateway, both sent from inside the host).
 
@@ -24,6 +25,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench._common import load, state_dir, stats, table, write
 
+HAND_PORT = 18081
+
 # Runs inside the host: timed requests, direct and through the gateway, interleaved.
 CLIENT = r'''
 import json, ssl, sys, time, urllib.request
@@ -38,6 +41,8 @@ def post(base, path, body, key):
         data = json.loads(r.read())
     return time.perf_counter() - t0, data
 sides = {"direct": (cfg["direct"], ""), "gateway": (cfg["gateway"], cfg["key"])}
+if cfg.get("hand"):
+    sides["by hand"] = (cfg["hand"], "")
 out = {s: {"latency": [], "pp": [], "tg": [], "e2e_tg": []} for s in sides}
 prompt = " ".join(["The quick brown fox jumps over the lazy dog."] * 12)
 for r in range(cfg["rounds"]):
@@ -79,6 +84,13 @@ def main() -> None:
                                   "cat $(ls /etc/gpuforge/endpoints.d/*.json | head -n 1)"))
     unit = podman_exec(container, "systemctl", "show", "-P", "ExecStart", desc["unit"])
     argv = unit.split("argv[]=", 1)[1].split(";", 1)[0].split()
+    # The unit passes its flags as $LLAMA_SERVER_ARGS from its EnvironmentFile.
+    env_files = podman_exec(container, "systemctl", "show", "-P", "EnvironmentFiles",
+                            desc["unit"]).split()
+    for env_file in env_files[:1]:
+        for line in podman_exec(container, "cat", env_file).splitlines():
+            if line.startswith("LLAMA_SERVER_ARGS="):
+                argv = [argv[0], *line.split("=", 1)[1].split()]
     server, model = argv[0], argv[argv.index("--model") + 1]
     threads = argv[argv.index("--threads") + 1]
     bench_bin = str(Path(server).with_name("llama-bench"))
@@ -100,7 +112,20 @@ def main() -> None:
         result["llama_bench"] = f"absent: {bench_bin} (not a real llama.cpp build)"
     cfg = {"direct": desc["upstream"], "gateway": f"https://127.0.0.1:{gw.get('port', 443)}",
            "key": key, "model": desc["name"], "rounds": args.rounds}
-    meas = json.loads(podman_exec(container, "python3", "-", json.dumps(cfg), stdin=CLIENT))
+    # The same binary and flags started by hand (root, no unit, no sandbox) on a spare port:
+    # what a person tuning llama-server themselves would get on this host.
+    hand = [*argv]
+    hand[hand.index("--port") + 1] = str(HAND_PORT)
+    subprocess.run(["podman", "exec", "-d", container, *hand], check=True)
+    try:
+        podman_exec(container, "sh", "-c", f"for i in $(seq 120); do curl -sf "
+                    f"http://127.0.0.1:{HAND_PORT}/health >/dev/null && exit 0; sleep 1; done;"
+                    " exit 1")
+        cfg["hand"] = f"http://127.0.0.1:{HAND_PORT}"
+        meas = json.loads(podman_exec(container, "python3", "-", json.dumps(cfg), stdin=CLIENT))
+    finally:
+        subprocess.run(["podman", "exec", container, "pkill", "-f", f"--port {HAND_PORT}"],
+                       check=False)
     result["requests"] = {s: {k: stats(v) for k, v in m.items()} for s, m in meas.items()}
     med = {s: {k: statistics.median(v) for k, v in m.items()} for s, m in meas.items()}
     result["ratios"] = {
@@ -110,13 +135,19 @@ def main() -> None:
         if native else None,
         "gateway_e2e_tg_over_direct_e2e_tg": round(med["gateway"]["e2e_tg"]
                                                     / med["direct"]["e2e_tg"], 3),
+        "gateway_pp_over_by_hand": round(med["gateway"]["pp"] / med["by hand"]["pp"], 3),
+        "gateway_tg_over_by_hand": round(med["gateway"]["tg"] / med["by hand"]["tg"], 3),
+        "gateway_e2e_tg_over_by_hand": round(med["gateway"]["e2e_tg"]
+                                             / med["by hand"]["e2e_tg"], 3),
+        "by_hand_tg_over_llama_bench": round(med["by hand"]["tg"] / native["tg"], 3)
+        if native else None,
     }
     result["gateway_added_latency_ms"] = round(
         (med["gateway"]["latency"] - med["direct"]["latency"]) * 1000, 1)
     result["load_end"] = load()
     path = write("serving", result)
     rows = [["llama-bench", f"{native['pp']:.1f}", f"{native['tg']:.1f}", "", ""]] if native else []
-    for s in ("direct", "gateway"):
+    for s in ("by hand", "direct", "gateway"):
         rows.append([s, f"{med[s]['pp']:.1f}", f"{med[s]['tg']:.1f}", f"{med[s]['e2e_tg']:.1f}",
                      f"{med[s]['latency'] * 1000:.1f}"])
     print(table(["side", "prompt t/s", "gen t/s", "end-to-end gen t/s", "1-token latency ms"],
