@@ -8,6 +8,7 @@ here before any host is touched, to every host at once.
 from __future__ import annotations
 
 import difflib
+import functools
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -42,10 +43,16 @@ RULE_KEYS = ("mutually_exclusive", "required_together", "required_one_of", "requ
              "required_by")
 
 
+# libyaml's parser where PyYAML has it: the specs are parsed before every run.
+_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+@functools.cache
 def _entry_points(roles_dir: Path) -> dict[str, dict[str, Any]]:
+    """Each role's `main` entry point, parsed once per process (specs and rules share it)."""
     out: dict[str, dict[str, Any]] = {}
     for spec_file in sorted(roles_dir.glob("*/meta/argument_specs.yml")):
-        data = yaml.safe_load(spec_file.read_text(encoding="utf-8")) or {}
+        data = yaml.load(spec_file.read_text(encoding="utf-8"), Loader=_LOADER) or {}
         out[spec_file.parent.parent.name] = dict(
             (data.get("argument_specs") or {}).get("main") or {})
     return out
