@@ -34,13 +34,25 @@ from bench._common import (
     write,
 )
 
+# A third side, ansible-runner alone (a fresh private data dir, as gpuforge uses): it splits
+# what ansible-runner costs from what gpuforge itself adds.
+RUNNER = """
+import sys, tempfile, ansible_runner
+with tempfile.TemporaryDirectory() as d:
+    r = ansible_runner.run(private_data_dir=d, playbook=sys.argv[1], inventory=sys.argv[2],
+                           limit=sys.argv[3] or None, quiet=True)
+sys.exit(0 if r.status == "successful" else 1)
+"""
+
 
 def sides(inventory: str, limit: list[str]) -> dict[str, object]:
     e = env()
+    playbook = str(ROOT / "playbooks/base.yml")
     gf = [*GPUFORGE, "apply", "-i", inventory, "--profile", "base", "--yes", "--json", *limit]
-    ap = [str(VENV_BIN / "ansible-playbook"), "-i", inventory, str(ROOT / "playbooks/base.yml"),
-          *limit]
-    return {"gpuforge apply": lambda: timed(gf, e), "ansible-playbook": lambda: timed(ap, e)}
+    ap = [str(VENV_BIN / "ansible-playbook"), "-i", inventory, playbook, *limit]
+    ar = [str(VENV_BIN / "python"), "-c", RUNNER, playbook, inventory, limit[-1] if limit else ""]
+    return {"gpuforge apply": lambda: timed(gf, e), "ansible-playbook": lambda: timed(ap, e),
+            "ansible-runner": lambda: timed(ar, e)}
 
 
 def main() -> None:
@@ -66,6 +78,10 @@ def main() -> None:
         noop = interleave(fns, args.rounds)  # type: ignore[arg-type]
         result["noop"] = {k: stats(v) for k, v in noop.items()}
         result["noop_ratio"] = ratio(noop["gpuforge apply"], noop["ansible-playbook"])
+        result["noop_ratio_runner_over_playbook"] = ratio(noop["ansible-runner"],
+                                                          noop["ansible-playbook"])
+        result["noop_ratio_gpuforge_over_runner"] = ratio(noop["gpuforge apply"],
+                                                          noop["ansible-runner"])
         if args.cold_rounds:
             cold: dict[str, list[float]] = {"gpuforge apply": [], "ansible-playbook": []}
             for r in range(args.cold_rounds):
@@ -86,7 +102,9 @@ def main() -> None:
             for mode in ("noop", "cold") if mode in result
             for side, s in result[mode].items()]  # type: ignore[attr-defined]
     print(table(["mode", "side", "median s", "spread s", "n"], rows))
-    print(f"no-op ratio gpuforge/ansible-playbook: {result['noop_ratio']}"
+    print(f"no-op ratios: gpuforge/ansible-playbook {result['noop_ratio']}, ansible-runner/"
+          f"ansible-playbook {result['noop_ratio_runner_over_playbook']}, gpuforge/"
+          f"ansible-runner {result['noop_ratio_gpuforge_over_runner']}"
           + (f"; cold ratio: {result['cold_ratio']}" if "cold_ratio" in result else ""))
     print(f"load {result['load_start']} -> {result['load_end']}; {path}")
 
