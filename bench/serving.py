@@ -124,7 +124,7 @@ def main() -> None:
         cfg["hand"] = f"http://127.0.0.1:{HAND_PORT}"
         meas = json.loads(podman_exec(container, "python3", "-", json.dumps(cfg), stdin=CLIENT))
     finally:
-        subprocess.run(["podman", "exec", container, "pkill", "-f", f"--port {HAND_PORT}"],
+        subprocess.run(["podman", "exec", container, "pkill", "-f", "--", f"--port {HAND_PORT}"],
                        check=False)
     result["requests"] = {s: {k: stats(v) for k, v in m.items()} for s, m in meas.items()}
     med = {s: {k: statistics.median(v) for k, v in m.items()} for s, m in meas.items()}
