@@ -20,6 +20,17 @@ pytestmark = [pytest.mark.sandbox, pytest.mark.slow, pytest.mark.llama_build]
 def served(make_sandbox: Callable[..., Sandbox]) -> Sandbox:
     box = make_sandbox("val")
     box.env["GPUFORGE_API_KEY"] = "gf-test-" + secrets.token_hex(16)
+    # First, plan the serving profile on the fresh host: it must fail nothing (no role may
+    # need what base has not installed yet) and change nothing.
+    host = box.state["hosts"][0]["name"]
+    plan = box.gpuforge("plan", "-i", box.inventory, "--profile", "cpu-llm", "--json",
+                        timeout=1200)
+    assert plan.returncode == 0, plan.stderr[-3000:]
+    assert json.loads(plan.stdout)["hosts"][host]["failed"] == 0
+    untouched = box.exec(host, "sh", "-c", "test ! -e /etc/gpuforge && "
+                         "! dpkg-query -W -f='${db:Status-Status}' nginx python3-apt "
+                         "2>/dev/null | grep -q installed")
+    assert untouched.returncode == 0, "plan changed the fresh host"
     proc = box.gpuforge("apply", "-i", box.inventory, "--profile", "cpu-llm", "--yes",
                         timeout=3600)
     assert proc.returncode == 0, proc.stderr[-3000:]
