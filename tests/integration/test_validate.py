@@ -28,8 +28,8 @@ def served(make_sandbox: Callable[..., Sandbox]) -> Sandbox:
     assert plan.returncode == 0, plan.stderr[-3000:]
     assert json.loads(plan.stdout)["hosts"][host]["failed"] == 0
     untouched = box.exec(host, "sh", "-c", "test ! -e /etc/gpuforge && "
-                         "! dpkg-query -W -f='${db:Status-Status}' nginx python3-apt "
-                         "2>/dev/null | grep -q installed")
+                         "! dpkg-query -W -f='${db:Status-Status}\\n' nginx python3-apt "
+                         "2>/dev/null | grep -qx installed")
     assert untouched.returncode == 0, "plan changed the fresh host"
     proc = box.gpuforge("apply", "-i", box.inventory, "--profile", "cpu-llm", "--yes",
                         timeout=3600)
