@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from toolkit.compat_gate import host_compat_problems
 from toolkit.inventory import ResolvedInventory, SourcedValue, resolve
@@ -30,12 +31,17 @@ def check_inventory(inventories: list[Path], profile: Profile | None,
 KEY_FILE_VARS = ("gateway_api_key_file",)
 
 
-def _key_file(hostvars: dict[str, SourcedValue], name: str) -> tuple[Path, str] | None:
-    sourced = hostvars.get(name)
-    value = sourced.value if sourced else None
+def key_file_path(value: Any) -> Path | None:
+    """The controller path a key-file variable names (None: unset, or a template)."""
     if not isinstance(value, str) or not value or "{{" in value:
         return None
-    return Path(value).expanduser(), sourced.source if sourced else ""
+    return Path(value).expanduser()
+
+
+def _key_file(hostvars: dict[str, SourcedValue], name: str) -> tuple[Path, str] | None:
+    sourced = hostvars.get(name)
+    path = key_file_path(sourced.value) if sourced else None
+    return (path, sourced.source) if path and sourced else None
 
 
 def key_file_problems(host: str, hostvars: dict[str, SourcedValue]) -> list[Problem]:
@@ -49,10 +55,9 @@ def key_file_problems(host: str, hostvars: dict[str, SourcedValue]) -> list[Prob
         if not path.is_file():
             problems.append(Problem(host, name, f"{path} is not a file on the controller",
                                     source))
-        elif path.stat().st_mode & 0o077:
+        elif (mode := path.stat().st_mode & 0o777) & 0o077:
             problems.append(Problem(host, name, f"{path} is readable by other users "
-                                    f"(mode {path.stat().st_mode & 0o777:o}); chmod 600 it",
-                                    source))
+                                    f"(mode {mode:o}); chmod 600 it", source))
         elif not path.read_text(encoding="utf-8").strip():
             problems.append(Problem(host, name, f"{path} holds no key", source))
     return problems

@@ -12,9 +12,10 @@ from toolkit.cli.common import InventoryOpt, JsonOpt, host_table, inventories_or
 
 def key_location(host_vars: dict[str, Any]) -> tuple[str, Path | None]:
     """(where the key is, as a user reads it; the file when the controller holds one)."""
-    key_file = host_vars.get("gateway_api_key_file")
-    if isinstance(key_file, str) and key_file and "{{" not in key_file:
-        path = Path(key_file).expanduser()
+    from toolkit.check import key_file_path
+
+    path = key_file_path(host_vars.get("gateway_api_key_file"))
+    if path:
         return f"file {path} (mode 0600)", path
     if os.environ.get("GPUFORGE_API_KEYS"):
         return "env GPUFORGE_API_KEYS", None
