@@ -7,6 +7,11 @@ bash scripts/setup.sh
 export NO_COLOR=1 PY_COLORS=0 ANSIBLE_NOCOLOR=1
 export GPUFORGE_STATE_DIR=${GPUFORGE_STATE_DIR:-$PWD/.cache/state}
 bin=.venv/bin
+# The collection gpuforge.infra is this checkout, through a link under the state dir:
+# lint, molecule and every run resolve gpuforge.infra.* here, never from a copy in
+# ~/.ansible/collections (which is neither read nor written).
+ANSIBLE_COLLECTIONS_PATH=$("$bin/python" -c 'from toolkit.paths import collections_dir; print(collections_dir())')
+export ANSIBLE_COLLECTIONS_PATH
 
 echo "== lint" >&2
 "$bin/yamllint" -s .
@@ -27,9 +32,15 @@ echo "== tests" >&2
 # Everything is in the gate, including the tests that serve a real model with the
 # llama.cpp build (marker llama_build; `pytest -m llama_build` runs them alone).
 workers=${GPUFORGE_TEST_WORKERS:-2}
+# Under CI=true a test that would be skipped for want of a tool fails instead
+# (tests/ci_strict.py). The last lines count both phases together, with every reason.
+results=.cache/test-results
+rm -rf "$results"; mkdir -p "$results"
 status=0
-"$bin/pytest" -p no:cacheprovider -ra -v -n "$workers" --dist load "$@" \
-  tests/unit tests/molecule || status=$?
-"$bin/pytest" -p no:cacheprovider -ra -v -n "$workers" --dist loadfile "$@" \
-  tests/integration tests/faults || status=$?
+"$bin/pytest" -p no:cacheprovider -ra -v -n "$workers" --dist load \
+  --junitxml="$results/phase1.xml" "$@" tests/unit tests/molecule || status=$?
+"$bin/pytest" -p no:cacheprovider -ra -v -n "$workers" --dist loadfile \
+  --junitxml="$results/phase2.xml" "$@" tests/integration tests/faults || status=$?
+echo "== both phases" >&2
+"$bin/python" -m tests.junit_total "$results/phase1.xml" "$results/phase2.xml" || { [ "$status" -ne 0 ] || status=1; }
 exit "$status"

@@ -15,6 +15,8 @@ from tests.sandbox import GPUFORGE, Sandbox, cli_env
 
 ROOT = Path(__file__).resolve().parent.parent
 
+pytest_plugins = ["tests.ci_strict"]
+
 
 @pytest.fixture
 def state_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
