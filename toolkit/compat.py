@@ -16,8 +16,14 @@ from typing import Any
 
 import yaml
 
-SEEDS_DIR = Path(__file__).resolve().parent.parent / "seeds"
+from toolkit.paths import content_root
+
 KERNEL_MODULES = ("open", "proprietary")
+
+
+def seeds_dir() -> Path:
+    """The data catalogs, from the one content root (a checkout, or a wheel's copy)."""
+    return content_root() / "seeds"
 
 
 @dataclass(frozen=True)
@@ -79,7 +85,7 @@ def _load_yaml(path: Path) -> dict[str, Any]:
 
 def load_compat(path: Path | str | None = None) -> CompatTable:
     """Read seeds/compat.yml (or ``path``) into a CompatTable."""
-    data = _load_yaml(Path(path) if path else SEEDS_DIR / "compat.yml")
+    data = _load_yaml(Path(path) if path else seeds_dir() / "compat.yml")
     generations = {
         name: Generation(
             name=name,
@@ -126,7 +132,7 @@ def _norm_id(value: str | int) -> str:
 
 def load_gpu_catalog(path: Path | str | None = None) -> GpuCatalog:
     """Read seeds/gpus.yml (or ``path``), keyed by (vendor_id, device_id) as '0x....' strings."""
-    data = _load_yaml(Path(path) if path else SEEDS_DIR / "gpus.yml")
+    data = _load_yaml(Path(path) if path else seeds_dir() / "gpus.yml")
     return {(_norm_id(d["vendor_id"]), _norm_id(d["device_id"])): d for d in data["devices"]}
 
 

@@ -5,13 +5,22 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+PACKAGE_DIR = Path(__file__).resolve().parent
+
 
 def content_root() -> Path:
-    """The collection root: roles/, playbooks/, seeds/ (override: GPUFORGE_CONTENT)."""
+    """The collection root: roles/, playbooks/, plugins/, seeds/, ansible.cfg, galaxy.yml.
+
+    The one definition of where content lives: GPUFORGE_CONTENT if set; else the copy an
+    installed wheel carries in toolkit/_content/ (setup.py puts it there); else the checkout
+    this package sits in (a clone, or an editable install)."""
     override = os.environ.get("GPUFORGE_CONTENT")
     if override:
         return Path(override).resolve()
-    return Path(__file__).resolve().parent.parent
+    packaged = PACKAGE_DIR / "_content"
+    if (packaged / "galaxy.yml").is_file():
+        return packaged
+    return PACKAGE_DIR.parent
 
 
 def state_dir() -> Path:

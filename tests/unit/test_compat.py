@@ -10,12 +10,12 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from toolkit.compat import (
-    SEEDS_DIR,
     CompatProblem,
     check_combination,
     generation_for_pci,
     load_compat,
     load_gpu_catalog,
+    seeds_dir,
 )
 
 TABLE = load_compat()
@@ -51,12 +51,12 @@ def codes(problems: list[CompatProblem]) -> list[str]:
 
 
 def test_seeds_are_found_next_to_the_package() -> None:
-    assert Path(__file__).resolve().parents[2] / "seeds" == SEEDS_DIR
-    assert (SEEDS_DIR / "compat.yml").is_file()
+    assert Path(__file__).resolve().parents[2] / "seeds" == seeds_dir()
+    assert (seeds_dir() / "compat.yml").is_file()
 
 
 def test_every_fact_in_compat_yml_has_a_source() -> None:
-    data = yaml.safe_load((SEEDS_DIR / "compat.yml").read_text())
+    data = yaml.safe_load((seeds_dir() / "compat.yml").read_text())
     facts = [
         *data["generations"].values(),
         *data["cuda_by_driver_branch"],
