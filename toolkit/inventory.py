@@ -36,11 +36,16 @@ class ResolvedInventory:
 def _loader() -> Any:
     from ansible.cli import CLI
     from ansible.parsing.dataloader import DataLoader
+    from ansible.parsing.vault import VaultSecretsContext
 
     loader = DataLoader()
     password_file = os.environ.get("ANSIBLE_VAULT_PASSWORD_FILE")
     if password_file:
-        secrets = CLI.setup_vault_secrets(
+        # ansible-core keeps the secrets in a process-wide context that may be set only
+        # once: a second inventory read in the same process (validate reads it after its
+        # run) reuses it instead of failing with "context is already initialized".
+        ambient = VaultSecretsContext.current(optional=True)
+        secrets = ambient.secrets if ambient else CLI.setup_vault_secrets(
             loader, vault_ids=[], vault_password_files=[password_file])
         loader.set_vault_secrets(secrets)
     return loader

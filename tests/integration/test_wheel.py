@@ -177,10 +177,18 @@ def _workspace(box: Sandbox, root: Path) -> Path:
     return ws
 
 
+def _sandbox_vars(box: Sandbox) -> dict[str, Any]:
+    data = yaml.safe_load(Path(box.inventory).read_text(encoding="utf-8"))
+    group: dict[str, Any] = data["all"]["children"]["sandbox"]["vars"]
+    return group
+
+
 def _secrets(box: Sandbox) -> dict[str, str]:
-    api_key = Path(box.inventory).with_name("api-key").read_text(encoding="utf-8").strip()
+    group = _sandbox_vars(box)
+    api_key = Path(group["gateway_api_key_file"]).read_text(encoding="utf-8").strip()
+    ssh_key = Path(group["ansible_ssh_private_key_file"]).read_text(encoding="utf-8")
     return {"ANSIBLE_VAULT_PASSWORD": VAULT_PASSWORD, "GPUFORGE_API_KEY": api_key,
-            "SSH_PRIVATE_KEY": Path(box.state["key"]).read_text(encoding="utf-8")}
+            "SSH_PRIVATE_KEY": ssh_key}
 
 
 def _base_env(box: Sandbox, installed: Installed) -> dict[str, str]:

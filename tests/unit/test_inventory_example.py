@@ -86,3 +86,21 @@ def test_layout_groups_concerns_and_secrets() -> None:
     assert vault.count("!vault |") == 2 and "$ANSIBLE_VAULT;1.1;AES256" in vault
     assert not [p for p in EXAMPLE.rglob("*.yml") if "gf-example-" in p.read_text()], \
         "a key in plain text"
+
+
+def test_a_vaulted_inventory_can_be_read_twice_in_one_process(tmp_path: Path) -> None:
+    """validate reads the inventory again after its run: ansible-core's vault context may be
+    set only once per process, and the second read must reuse it, not crash (exit 1)."""
+    secret = tmp_path / "vault-pass"
+    secret.write_text(DEMO_VAULT_PASSWORD + "\n")
+    secret.chmod(0o600)
+    code = ("from pathlib import Path; from toolkit.inventory import resolve\n"
+            f"a = resolve([Path({str(EXAMPLE)!r})]); b = resolve([Path({str(EXAMPLE)!r})])\n"
+            "assert a.hosts.keys() == b.hosts.keys() and a.hosts, 'no hosts'\n"
+            "print(len(b.hosts))\n")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ANSIBLE_VAULT")}
+    env["ANSIBLE_VAULT_PASSWORD_FILE"] = str(secret)
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          env=env, cwd=ROOT, check=False, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert int(proc.stdout) > 0
