@@ -313,7 +313,10 @@ def test_gitlab_ci_example_deploys_and_validates(box: Sandbox, installed: Instal
     # Project CI/CD variables win over the YAML's `variables:`, as in GitLab.
     project = {"ANSIBLE_VAULT_PASSWORD_FILE": str(vault_file), "SSH_PRIVATE_KEY": str(key_file),
                "GPUFORGE_API_KEY": secrets["GPUFORGE_API_KEY"],
-               "GPUFORGE_PIP_SPEC": str(installed.wheel)}
+               "GPUFORGE_PIP_SPEC": str(installed.wheel),
+               # The example's llm-server needs a GPU host: the project variable picks the
+               # profile this sandbox can serve, as a site overrides the YAML's default.
+               "PROFILE": PROFILE}
     yaml_vars = {k: v.replace("$CI_PROJECT_DIR", str(ws))
                  for k, v in pipeline["variables"].items()}
     default = pipeline["default"]
