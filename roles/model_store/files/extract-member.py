@@ -1,4 +1,4 @@
-#!/usr/bin/env python3
+# Run by ansible.builtin.script with executable: python3 (tasks/fetch.yml), not directly.
 """Extract one member of a zip archive (a wheel) atomically, verifying its sha256.
 
     extract-member.py ARCHIVE MEMBER DEST SHA256 MODE GID

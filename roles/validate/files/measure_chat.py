@@ -1,4 +1,4 @@
-#!/usr/bin/env python3
+# Run by ansible.builtin.script with executable: python3 (tasks/serving.yml), not directly.
 """Send one streamed chat completion and time it; print the measurements as JSON.
 
 Run on the host by the validate role (stdlib only). The API key comes from the
