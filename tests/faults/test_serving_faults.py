@@ -179,8 +179,13 @@ def test_runtime_killed_is_restarted_and_validate_sees_the_restart(served: Serve
     # ...and the restarted runtime answers through the gateway.
     assert checks[f"runtime.{MODEL}.health"]["status"] == "pass"
     assert checks["gateway.chat"]["status"] == "pass", checks["gateway.chat"]
-    assert [n for n, c in checks.items() if c["status"] == "fail"] in ([], [restarts["name"]])
-    assert rc == (0 if restarts["status"] == "pass" else 2), err
+    # Speed is judged too, but on a loaded test machine a just-restarted runtime may decode
+    # below the profile's floor: that is a benchmark's business (bench/), not this test's.
+    speed = {"gateway.tokens_per_s", "gateway.ttft_s"}
+    failed = [n for n, c in checks.items() if c["status"] == "fail" and n not in speed]
+    assert failed in ([], [restarts["name"]])
+    slow = any(checks[n]["status"] == "fail" for n in speed if n in checks)
+    assert rc == (0 if restarts["status"] == "pass" and not slow else 2), err
 
 
 @pytest.mark.timeout(900, func_only=True)
