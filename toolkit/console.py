@@ -37,9 +37,32 @@ def err() -> Console:
     return _err
 
 
+_emitted = {"json": False}
+
+
 def emit_json(data: Any) -> None:
     sys.stdout.write(json.dumps(data, indent=2, sort_keys=True, default=str) + "\n")
     sys.stdout.flush()
+    _emitted["json"] = True
+
+
+def json_emitted() -> bool:
+    """Whether this invocation already printed its one JSON document on stdout."""
+    return _emitted["json"]
+
+
+def reset_json_emitted() -> None:
+    _emitted["json"] = False
+
+
+def error_json(message: str, hint: str, exit_code: int) -> None:
+    """The `--json` error object: what `error()` says to people, for scripts on stdout.
+
+    Printed only when the command has not printed its own document yet, so stdout
+    always holds exactly one JSON document.
+    """
+    if not json_emitted():
+        emit_json({"error": message, "hint": hint or None, "exit_code": int(exit_code)})
 
 
 def error(message: str, hint: str = "") -> None:

@@ -31,7 +31,7 @@ app = typer.Typer(
     help="Provision Linux GPU hosts that serve open-weight models, with Ansible.\n\n"
          + EXIT_CODE_HELP,
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,
     pretty_exceptions_enable=False,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
@@ -68,44 +68,74 @@ app.add_typer(runs_cmd.app, name="runs")
 app.add_typer(sandbox_cmd.app, name="sandbox")
 
 
-def main(argv: list[str] | None = None) -> int:
-    # Typer vendors its own click; its exception classes are the ones raised.
-    from typer._click.exceptions import ClickException, UsageError
+def _wants_json(args: list[str]) -> bool:
+    """`--json` among the options (not after `--`): errors then also go to stdout as JSON."""
+    if "--" in args:
+        args = args[:args.index("--")]
+    return "--json" in args
 
-    from toolkit.console import error
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the CLI; every error becomes one `Error:`/`Hint:` pair and a documented exit code.
+
+    This is the one place errors are turned into exit codes. With `--json`, each error
+    is also printed on stdout as `{"error": ..., "hint": ... | null, "exit_code": N}`
+    (unless the command already printed its document), so stdout always holds exactly
+    one JSON document.
+    """
+    # Typer vendors its own click; its exception classes are the ones raised.
+    from typer._click.exceptions import ClickException, NoArgsIsHelpError, UsageError
+
+    from toolkit.console import error, error_json, reset_json_emitted
+
+    args = list(sys.argv[1:] if argv is None else argv)
+    as_json = _wants_json(args)
+    reset_json_emitted()
+
+    def fail(message: str, hint: str, code: ExitCode | int) -> int:
+        error(message, hint)
+        if as_json:
+            error_json(message, hint, int(code))
+        return int(code)
+
+    def traceback_if_debug() -> None:
+        if _debug["on"]:
+            import traceback
+
+            traceback.print_exc()
 
     try:
-        result = app(args=argv, standalone_mode=False, prog_name="gpuforge")
+        result = app(args=args, standalone_mode=False, prog_name="gpuforge")
         return int(result) if isinstance(result, int) else 0
     except GpuforgeError as exc:
-        if _debug["on"]:
-            import traceback
-
-            traceback.print_exc()
-        error(exc.message, exc.hint)
-        return int(exc.code)
+        traceback_if_debug()
+        return fail(exc.message, exc.hint, exc.code)
     except typer.Exit as exc:
-        return int(exc.exit_code)
-    except typer.Abort:
-        error("cancelled")
-        return int(ExitCode.CANCELLED)
-    except KeyboardInterrupt:
-        error("cancelled")
-        return int(ExitCode.CANCELLED)
+        code = int(exc.exit_code)
+        if code != 0 and as_json:
+            # A command that exits non-zero without its own document still owes one.
+            error_json(f"gpuforge exited with code {code}", "see the lines above on stderr",
+                       code)
+        return code
+    except (typer.Abort, KeyboardInterrupt):
+        return fail("cancelled", "", ExitCode.CANCELLED)
+    except NoArgsIsHelpError as exc:
+        # A bare `gpuforge` (or `gpuforge runs`) asks for the help, which is not an error.
+        # Typer's rich help is already printed on stdout; plain help comes as the message.
+        message = exc.format_message()
+        if message.strip():
+            print(message)
+        return int(ExitCode.OK)
     except UsageError as exc:
-        error(exc.format_message(), f"see `gpuforge {' '.join(sys.argv[1:2])} --help`")
-        return int(ExitCode.INVALID_INPUT)
+        path = exc.ctx.command_path if exc.ctx is not None else "gpuforge"
+        return fail(exc.format_message(), f"see `{path} --help`", ExitCode.INVALID_INPUT)
     except ClickException as exc:
-        error(exc.format_message())
-        return int(ExitCode.INVALID_INPUT)
+        return fail(exc.format_message(), "", ExitCode.INVALID_INPUT)
     except Exception as exc:
-        if _debug["on"]:
-            import traceback
-
-            traceback.print_exc()
-        error(f"internal error: {type(exc).__name__}: {exc}",
-              "run again with --debug for the traceback, and report it")
-        return int(ExitCode.INTERNAL)
+        traceback_if_debug()
+        return fail(f"internal error: {type(exc).__name__}: {exc}",
+                    "run again with --debug for the traceback, and report it",
+                    ExitCode.INTERNAL)
 
 
 def run() -> None:

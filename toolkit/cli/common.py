@@ -22,7 +22,15 @@ ProfileOpt = Annotated[str, typer.Option("--profile", "-p", help="Profile to run
 
 def inventories_or_default(inventories: list[Path] | None) -> list[Path]:
     if inventories:
-        return [p.expanduser().resolve() for p in inventories]
+        paths = [p.expanduser().resolve() for p in inventories]
+        for path in paths:
+            # Every command, not only those that resolve variables first: ansible itself
+            # only warns about a missing source and runs against no host (`facts` said ok).
+            if not path.exists():
+                raise InvalidInput(f"inventory {path} does not exist",
+                                   hint="pass -i with an inventory file or directory "
+                                        "(`gpuforge sandbox up` writes one)")
+        return paths
     from toolkit.sandbox.state import default_inventory
 
     default = default_inventory()

@@ -61,7 +61,10 @@ def demo(
                           check=False)
     _render(outcome, plan=False)
     if outcome.exit_code != ExitCode.OK:
-        raise typer.Exit(int(outcome.exit_code))
+        raise GpuforgeError(f"applying cpu-llm to sandbox '{name}' did not succeed "
+                            f"(run {outcome.run_id})",
+                            hint=f"see `gpuforge runs show {outcome.run_id}`",
+                            code=ExitCode(int(outcome.exit_code)))
 
     host = state["hosts"][0]
     url = f"https://127.0.0.1:{host['ports']['443']}/v1"
