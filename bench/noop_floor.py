@@ -76,14 +76,14 @@ def main() -> None:
                        args.rounds)
     runs = json.loads(subprocess.run([*GPUFORGE, "runs", "list", "--json"], env=e,
                                      capture_output=True, text=True, check=True).stdout)
-    last = json.loads(subprocess.run([*GPUFORGE, "runs", "show", str(runs[0]["id"]), "--json"],
+    last = json.loads(subprocess.run([*GPUFORGE, "runs", "show", str(runs[0]["run_id"]), "--json"],
                                      env=e, capture_output=True, text=True, check=True).stdout)
     hosts = last.get("hosts", {})
     where = breakdown(last.get("timings") or [])
     result = {"load_start": load_start, "hosts": len(hosts) or 1,
               "times": {k: stats(v) for k, v in times.items()},
               "ratio_apply_over_floor": ratio(times["apply cpu-llm (no-op)"], times["floor"]),
-              "last_apply": {"run_id": runs[0]["id"],
+              "last_apply": {"run_id": runs[0]["run_id"],
                              "changed": {h: c.get("changed") for h, c in hosts.items()},
                              **where},
               "load_end": load()}

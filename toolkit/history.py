@@ -100,6 +100,9 @@ class RunRecord:
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
         data.pop("summary")
+        # One spelling for a run's id in every document: `run_id`, as apply, plan,
+        # validate and demo print it (docs/json-contract.md).
+        data["run_id"] = data.pop("id")
         if self.summary is not None:
             data.update(self.summary.to_dict())
             data["reboot_required"] = self.reboot_required

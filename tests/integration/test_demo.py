@@ -44,7 +44,7 @@ def test_demo_serves_a_chat_completion_through_the_gateway(tmp_path: Path) -> No
         ep = subprocess.run([*GPUFORGE, "endpoints", "-i", out["inventory"], "--json"], env=env,
                             capture_output=True, text=True, timeout=120, check=False)
         assert ep.returncode == 0, ep.stderr
-        (host,) = json.loads(ep.stdout)
+        (host,) = json.loads(ep.stdout)["hosts"].values()
         assert host["url"] == out["endpoint"] and host["models"] == [out["model"]]
         assert host["api_key_file"] == str(key_file)
     finally:

@@ -88,7 +88,7 @@ def test_runs_list_and_show_json(state_dir: Path, capsys: pytest.CaptureFixture[
                    summary=RunSummary({"h1": HostCounts(ok=2)}, [], [], [], [], []))
     assert main(["runs", "list", "--json"]) == 0
     listed = json.loads(capsys.readouterr().out)
-    assert listed[0]["id"] == run_id and listed[0]["status"] == "successful"
+    assert listed[0]["run_id"] == run_id and listed[0]["status"] == "successful"
     assert main(["runs", "show", str(run_id), "--json"]) == 0
     shown = json.loads(capsys.readouterr().out)
     assert shown["hosts"]["h1"]["ok"] == 2 and shown["exit_code"] == 0
@@ -103,7 +103,7 @@ def test_check_json_shape(state_dir: Path, tmp_path: Path,
                    "      base_timesync_enabled: maybe\n")
     assert main(["check", "-i", str(inv), "--json"]) == 3
     data = json.loads(capsys.readouterr().out)
-    assert data["ok"] is False and data["hosts"] == ["n1"]
+    assert data["ok"] is False and data["hosts"] == {"n1": {"ok": False, "problems": 1}}
     assert [p["variable"] for p in data["problems"]] == ["base_timesync_enabled"]
     assert set(data["problems"][0]) == {"host", "variable", "message", "source"}
 

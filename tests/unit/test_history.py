@@ -38,7 +38,7 @@ def test_round_trip(tmp_path: Path) -> None:
     assert record.summary.timings[0].duration_s == 2.5
     assert record.reboot_required == ["h1"]
     data = record.to_dict()
-    assert data["hosts"]["h2"]["unreachable"] == 1 and data["id"] == run_id
+    assert data["hosts"]["h2"]["unreachable"] == 1 and data["run_id"] == run_id and "id" not in data
     assert history.get(run_id + 1) is None
 
 

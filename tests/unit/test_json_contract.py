@@ -51,12 +51,12 @@ def _summary() -> tuple[dict[str, Any], RunSummary]:
     return data, summary
 
 
-def _cli(*args: str, env: dict[str, str]) -> Any:
+def _cli(*args: str, env: dict[str, str], codes: tuple[int, ...] = (0, 3)) -> Any:
     proc = subprocess.run([sys.executable, "-m", "toolkit.cli.app", *args, "--json"],
                           capture_output=True, text=True, check=False, cwd=ROOT,
                           env={**os.environ, "NO_COLOR": "1", **env}, timeout=120)
-    assert proc.returncode in (0, 3), proc.stderr
-    return json.loads(proc.stdout)
+    assert proc.returncode in codes, proc.stderr
+    return json.loads(proc.stdout)  # exactly one document: json.loads rejects a second
 
 
 @pytest.fixture
@@ -78,14 +78,20 @@ def test_check(tmp_path: Path) -> None:
     doc = documented("check")
     assert keys(real) == keys(doc)
     assert real["problems"] and keys(real["problems"][0]) == keys(doc["problems"][0])
+    assert isinstance(real["hosts"], dict) and real["hosts"]
+    for host, verdict in real["hosts"].items():
+        assert keys(verdict) == keys(next(iter(doc["hosts"].values())))
+        assert verdict["problems"] == sum(p["host"] == host for p in real["problems"])
 
 
 def test_runs_list_and_show(history_env: dict[str, str]) -> None:
     real_list = _cli("runs", "list", env=history_env)
     assert keys(real_list[0]) == keys(documented("runs list")[0])
+    assert real_list[0]["run_id"] == 1 and "id" not in real_list[0]
     real = _cli("runs", "show", "1", env=history_env)
     doc = documented("runs show")
     assert keys(real) == keys(doc)
+    assert real["run_id"] == 1
     assert keys(real["timings"][0]) == keys(doc["timings"][0])
     host = next(iter(real["hosts"]))
     assert keys(real["hosts"][host]) == keys(next(iter(doc["hosts"].values())))
@@ -117,7 +123,52 @@ def test_profiles(tmp_path: Path) -> None:
     assert keys(real[0]) == keys(documented("profiles")[0])
 
 
+def test_sandbox_up(state_dir: Path, monkeypatch: pytest.MonkeyPatch,
+                    capsys: pytest.CaptureFixture[str]) -> None:
+    """No podman here: the real command's rendering of the state `up` returns."""
+    from toolkit.cli.app import main
+    from toolkit.sandbox import hosts as sandbox_hosts
+
+    def fake_up(name: str, count: int, distro: str, connection: str) -> dict[str, Any]:
+        names = sandbox_hosts.host_names(name, count)
+        return {"name": name, "distro": distro, "connection": connection, "image": "img",
+                "inventory": str(state_dir / "inventory.yml"), "key": "k", "created": "t",
+                "hosts": [{"name": h, "container": f"gpuforge-{h}",
+                           "ports": {"22": 30000 + i, "443": 31000 + i}}
+                          for i, h in enumerate(names)]}
+
+    monkeypatch.setattr(sandbox_hosts, "up", fake_up)
+    assert main(["sandbox", "up", "--name", "demo", "--hosts", "11", "--json"]) == 0
+    real = json.loads(capsys.readouterr().out)
+    doc = documented("sandbox up")
+    assert keys(real) == keys(doc)
+    # The one list of hosts (docs: Conventions): in creation order, each with its name.
+    assert [h["name"] for h in real["hosts"]] == [f"demo-{i}" for i in range(1, 12)]
+    assert keys(real["hosts"][0]) == keys(doc["hosts"][0])
+
+
+def test_endpoints(tmp_path: Path) -> None:
+    inv = tmp_path / "hosts.yml"
+    inv.write_text("all:\n  hosts:\n    node1:\n      ansible_host: 192.0.2.1\n"
+                   "      llama_cpp_instances: [{name: smollm2-135m-instruct}]\n")
+    env = {"GPUFORGE_STATE_DIR": str(tmp_path / "state"), "GPUFORGE_API_KEY": "",
+           "GPUFORGE_API_KEYS": ""}
+    real = _cli("endpoints", "-i", str(inv), env=env, codes=(0,))
+    doc = documented("endpoints")
+    assert keys(real) == keys(doc)
+    assert keys(real["hosts"]["node1"]) == keys(doc["hosts"]["node1"])
+    assert real["hosts"]["node1"]["models"] == ["smollm2-135m-instruct"]
+
+
+def test_error_object(tmp_path: Path) -> None:
+    real = _cli("runs", "show", "nope", env={"GPUFORGE_STATE_DIR": str(tmp_path)},
+                codes=(3,))
+    doc = documented("COMMAND")
+    assert keys(real) == keys(doc) == {"error", "hint", "exit_code"}
+    assert real["exit_code"] == 3 and real["hint"]
+
+
 def test_every_json_command_is_documented() -> None:
     for command in ("check", "plan", "apply", "validate", "runs list", "runs show",
-                    "profiles", "sandbox up", "facts", "endpoints"):
+                    "profiles", "sandbox up", "facts", "endpoints", "COMMAND"):
         documented(command)

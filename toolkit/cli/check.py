@@ -27,7 +27,11 @@ def check(
     inventories = inventories_or_default(inventory)
     resolved, problems = check_inventory(inventories, prof)
     if as_json:
-        emit_json({"ok": not problems, "hosts": sorted(resolved.hosts),
+        per_host = {host: sum(1 for p in problems if p.host == host)
+                    for host in {*resolved.hosts, *(p.host for p in problems)}}
+        emit_json({"ok": not problems,
+                   "hosts": {host: {"ok": n == 0, "problems": n}
+                             for host, n in sorted(per_host.items())},
                    "problems": [asdict(p) for p in problems]})
     for problem in problems:
         err().print(str(problem), markup=False, highlight=False)

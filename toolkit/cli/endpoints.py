@@ -64,7 +64,8 @@ def endpoints(inventory: InventoryOpt = None, as_json: JsonOpt = False) -> None:
 
     rows = describe(inventories_or_default(inventory))
     if as_json:
-        emit_json(rows)
+        emit_json({"hosts": {r["host"]: {k: v for k, v in r.items() if k != "host"}
+                             for r in rows}})
         return
     host_table("endpoints", [[r["host"], r["url"], ", ".join(r["models"]) or "-", r["api_key"]]
                              for r in rows], ["host", "base URL", "models", "API key"])
