@@ -6,11 +6,16 @@ regenerate the catalog embedded in the module.
 
 from __future__ import annotations
 
+import atexit
+import functools
 import importlib.util
 import json
+import os
 import pprint
+import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -38,10 +43,48 @@ def _load_module() -> ModuleType:
 gf = _load_module()
 
 
+@functools.cache
+def _copies() -> Path:
+    base = Path(tempfile.mkdtemp(prefix="gpuforge-gpu-fixtures-"))
+    atexit.register(shutil.rmtree, base, True)
+    return base
+
+
+@functools.cache
+def materialise(shape: str) -> Path:
+    """A copy of a recorded shape as the kernel lays it out, made once per test process.
+
+    The checkout stores PCI device directories with '_' for ':' and each driver link as a
+    driver.link file holding its target (see tests/fixtures/gpu/make_fixtures.py); the copy has
+    the real names (0000:18:00.0) and real symbolic links, which is what the module reads.
+    """
+    source = FIXTURES / shape
+    assert source.is_dir(), source
+    root = _copies() / shape
+    shutil.copytree(source, root)
+    devices = root / "sys" / "bus" / "pci" / "devices"
+    for stored in sorted(devices.iterdir()) if devices.is_dir() else []:
+        link = stored / "driver.link"
+        if link.is_file():
+            os.symlink(link.read_text().strip(), stored / "driver")
+            link.unlink()
+        stored.rename(devices / stored.name.replace("_", ":"))
+    return root
+
+
+def test_recorded_trees_have_no_colons_and_no_links() -> None:
+    """ansible-test sanity stops on ':' in a path and refuses broken symbolic links."""
+    paths = list(FIXTURES.rglob("*"))
+    assert paths
+    assert [p for p in paths if ":" in p.name] == []
+    assert [p for p in paths if p.is_symlink()] == []
+    device = materialise("hgx-h100-mig-open") / "sys/bus/pci/devices/0000:18:00.0"
+    assert os.readlink(device / "driver") == "../../../../bus/pci/drivers/nvidia"
+
+
 def gather(shape: str, *, without: tuple[str, ...] = ()) -> dict[str, Any]:
     """Facts of a recorded shape; its tools/<key>.txt files stand in for the live commands."""
-    root = FIXTURES / shape
-    assert root.is_dir(), root
+    root = materialise(shape)
 
     def tool_file(key: str) -> Path:
         return root / "tools" / f"{key}.txt"
@@ -210,7 +253,7 @@ def test_nvidia_version_banner_flavours() -> None:
 
 
 def test_mokutil_wins_over_efivars_and_unsupported_falls_back(tmp_path: Path) -> None:
-    efi = FIXTURES / "rtx4090-proprietary"  # efivars byte says disabled
+    efi = materialise("rtx4090-proprietary")  # efivars byte says disabled
     assert gf.secure_boot(str(efi), "SecureBoot enabled\n") == "enabled"
     assert gf.secure_boot(str(efi), "EFI variables are not supported on this system\n") == (
         "disabled"
@@ -253,7 +296,7 @@ def test_proc_modules_reports_exactly_the_watched_ones(names: list[str]) -> None
 
 def test_module_runs_in_check_mode_and_sets_facts(tmp_path: Path) -> None:
     args = tmp_path / "args.json"
-    root = str(FIXTURES / "hgx-h100-mig-open")
+    root = str(materialise("hgx-h100-mig-open"))
     args.write_text(
         json.dumps(
             {"ANSIBLE_MODULE_ARGS": {"root": root, "use_tools": False, "_ansible_check_mode": True}}
