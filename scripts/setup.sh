@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Install what gpuforge needs on a fresh Debian/Ubuntu controller, idempotently:
 # podman + runc + debootstrap (sandbox hosts), openssh-client, chromium (report tests),
-# shellcheck (ansible-test sanity),
-# and a Python virtual environment in .venv with gpuforge and its test tools.
+# the shellcheck that ansible-test sanity runs, and a Python virtual environment in .venv
+# with gpuforge and its test tools.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
