@@ -47,15 +47,22 @@ RULE_KEYS = ("mutually_exclusive", "required_together", "required_one_of", "requ
 _LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
-@functools.cache
-def _entry_points(roles_dir: Path) -> dict[str, dict[str, Any]]:
-    """Each role's `main` entry point, parsed once per process (specs and rules share it)."""
+def load_entry_points(roles_dir: Path) -> dict[str, dict[str, Any]]:
+    """role name -> its `main` entry point as written (short_description, description,
+    options, cross-field rules), read now; the role README generator (toolkit.role_docs)
+    reads it this way, so an edited spec is seen at once."""
     out: dict[str, dict[str, Any]] = {}
     for spec_file in sorted(roles_dir.glob("*/meta/argument_specs.yml")):
         data = yaml.load(spec_file.read_text(encoding="utf-8"), Loader=_LOADER) or {}
         out[spec_file.parent.parent.name] = dict(
             (data.get("argument_specs") or {}).get("main") or {})
     return out
+
+
+@functools.cache
+def _entry_points(roles_dir: Path) -> dict[str, dict[str, Any]]:
+    """Each role's `main` entry point, parsed once per process (specs and rules share it)."""
+    return load_entry_points(roles_dir)
 
 
 def load_role_specs(roles_dir: Path) -> RoleSpecs:
