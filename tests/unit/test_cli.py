@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -15,6 +16,10 @@ from toolkit.cli.app import main
 from toolkit.errors import ExitCode
 from toolkit.history import History
 from toolkit.summary import HostCounts, RunSummary
+
+# typer's rich help forces terminal styling whenever PY_COLORS, FORCE_COLOR or GITHUB_ACTIONS
+# is set to anything (PY_COLORS=0 included, as the test command sets it): read it plain.
+ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
 GPUFORGE = [sys.executable, "-m", "toolkit.cli.app"]
 
@@ -225,7 +230,8 @@ def test_bare_gpuforge_prints_help_and_exits_0() -> None:
     proc = subprocess.run(GPUFORGE, capture_output=True, text=True, check=False,
                           env={**os.environ, "NO_COLOR": "1"})
     assert proc.returncode == 0, proc.stderr
-    assert "Usage: gpuforge" in proc.stdout and "apply" in proc.stdout
+    text = ANSI.sub("", proc.stdout)
+    assert "Usage: gpuforge" in text and "apply" in text
     assert "Error" not in proc.stderr
 
 
@@ -237,7 +243,7 @@ def test_bare_group_prints_its_help(capsys: pytest.CaptureFixture[str]) -> None:
 
 def test_help_offers_completion(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["--help"]) == 0
-    out = capsys.readouterr().out
+    out = ANSI.sub("", capsys.readouterr().out)
     assert "--install-completion" in out and "--show-completion" in out
 
 
