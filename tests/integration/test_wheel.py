@@ -199,10 +199,6 @@ def _base_env(box: Sandbox, installed: Installed) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items()
            if not k.startswith(("GPUFORGE_", "ANSIBLE_", "SSH_A")) and k != "PYTHONPATH"}
     env["PATH"] = f"{installed.bin}:{env.get('PATH', '/usr/bin:/bin')}"
-    # The llama.cpp build cache is the controller's, as on a runner that served before.
-    for name in ("GPUFORGE_CACHE_DIR",):
-        if name in os.environ:
-            env[name] = os.environ[name]
     return env
 
 
