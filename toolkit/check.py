@@ -2,14 +2,28 @@
 
 from __future__ import annotations
 
+import ipaddress
+import os
+import re
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 from toolkit.compat_gate import host_compat_problems
+from toolkit.errors import PrerequisiteMissing
 from toolkit.inventory import ResolvedInventory, SourcedValue, resolve
+from toolkit.names import host_problem, name_problem, ollama_problem, relative_path_problem
 from toolkit.paths import content_root
 from toolkit.profiles import Profile
-from toolkit.specs import Problem, check_host, load_role_rules, load_role_specs
+from toolkit.ranges import range_problems
+from toolkit.specs import (
+    Problem,
+    check_host,
+    is_templated,
+    is_vaulted,
+    load_role_rules,
+    load_role_specs,
+)
 
 
 def check_inventory(inventories: list[Path], profile: Profile | None,
@@ -20,11 +34,168 @@ def check_inventory(inventories: list[Path], profile: Profile | None,
     rules = load_role_rules(roles_dir)
     roles = profile.roles if profile else ()
     problems: list[Problem] = []
+    require_vault_password(resolved)
     for host, hostvars in sorted(resolved.hosts.items()):
+        if (bad := host_problem(host)):
+            problems.append(Problem(host, "inventory_hostname", bad,
+                                    ", ".join(map(str, inventories))))
         problems.extend(check_host(host, hostvars, specs, roles, rules))
         problems.extend(host_compat_problems(host, hostvars))
         problems.extend(key_file_problems(host, hostvars))
+        problems.extend(input_problems(host, hostvars))
     return resolved, problems
+
+
+def _vaulted_values(value: Any) -> bool:
+    if is_vaulted(value):
+        return True
+    if isinstance(value, Mapping):
+        return any(_vaulted_values(v) for v in value.values())
+    if isinstance(value, list):
+        return any(_vaulted_values(v) for v in value)
+    return False
+
+
+def require_vault_password(resolved: ResolvedInventory) -> None:
+    """An inline `!vault` value needs the vault password before anything can read it."""
+    if os.environ.get("ANSIBLE_VAULT_PASSWORD_FILE"):
+        return
+    for host, hostvars in sorted(resolved.hosts.items()):
+        for name, sourced in sorted(hostvars.items()):
+            if _vaulted_values(sourced.value):
+                raise PrerequisiteMissing(
+                    f"{host}: {name} is vault-encrypted (defined in {sourced.source}) and no "
+                    "vault password is given",
+                    hint="set ANSIBLE_VAULT_PASSWORD_FILE to the file holding the vault "
+                         "password")
+
+
+# --- Names that become paths, values that reach a command line, secrets in plain text ---
+
+# Connection variables Ansible itself reads: never in plain text in an inventory.
+CONNECTION_SECRETS = ("ansible_password", "ansible_ssh_pass", "ansible_become_password",
+                      "ansible_become_pass", "ansible_sudo_pass")
+# Environment dictionaries handed to services: a key named like a secret holds one.
+ENV_DICTS = ("vllm_env", "ollama_env", "base_proxy_env")
+SECRET_ENV_RE = re.compile(r"(TOKEN|KEY|SECRET|PASSWORD|PASSWD|CREDENTIAL)", re.IGNORECASE)
+URL_CREDENTIALS_RE = re.compile(r"://[^/@\s]*:[^/@\s]*@")
+DNS_NAME_RE = re.compile(r"(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9-]{0,62}[A-Za-z0-9])?"
+                         r"(\.[A-Za-z0-9]([A-Za-z0-9-]{0,62}[A-Za-z0-9])?)*")
+PLAIN_SECRET_HINT = ("is a secret in plain text; encrypt it with ansible-vault or read it from "
+                     "the environment ({{ lookup('ansible.builtin.env', 'NAME') }})")
+
+
+def _literal(value: Any) -> bool:
+    """A value given as written (neither a template resolved on the host nor vaulted)."""
+    return not is_vaulted(value) and not is_templated(value)
+
+
+def _names(value: Any, key: str | None, check: Callable[[Any], str | None]) -> list[str]:
+    """Problems of each name in a list (of strings, or of dicts' `key`)."""
+    if not isinstance(value, list):
+        return []
+    out = []
+    for index, item in enumerate(value):
+        name = item.get(key) if key and isinstance(item, Mapping) else item
+        if key and name is None:
+            continue
+        if _literal(name) and (problem := check(name)):
+            out.append(f"[{index}]{'.' + key if key else ''}: {problem}")
+    return out
+
+
+def _catalog_names(value: Any) -> list[str]:
+    """model_store_catalog / model_store_overrides: model -> {revision, files: [{name}]}."""
+    if not isinstance(value, Mapping):
+        return []
+    inner = value.get("models")
+    models: Mapping[Any, Any] = inner if isinstance(inner, Mapping) else value
+    out = []
+    for model, entry in models.items():
+        if (problem := name_problem(model)):
+            out.append(f"model {problem}")
+        if not isinstance(entry, Mapping):
+            continue
+        revision = entry.get("revision")
+        if revision is not None and _literal(revision) and (problem := name_problem(revision)):
+            out.append(f"{model}.revision: {problem}")
+        out.extend(f"{model}.files{p}" for p in _names(entry.get("files"), "name",
+                                                       relative_path_problem))
+    return out
+
+
+def _model_path_problem(value: Any) -> str | None:
+    if not isinstance(value, str):
+        return None
+    if not value.startswith("/") or any(c.isspace() for c in value) \
+            or ".." in value.split("/"):
+        return (f"{value!r} must be an absolute path without spaces or '..' (it is passed "
+                "to llama-server as one argument)")
+    return None
+
+
+def _address_problem(value: Any) -> str | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        ipaddress.ip_address(value)
+        return None
+    except ValueError:
+        pass
+    if DNS_NAME_RE.fullmatch(value):
+        return None
+    return f"{value!r} is not an IP address or a DNS name (it is used in a shell command)"
+
+
+def _plain_env_secrets(name: str, value: Any) -> list[str]:
+    if not isinstance(value, Mapping):
+        return []
+    out = []
+    for key, item in value.items():
+        if not isinstance(item, str) or not _literal(item) or not item:
+            continue
+        if URL_CREDENTIALS_RE.search(item):
+            out.append(f"{key}: holds credentials in a URL in plain text")
+        elif name != "base_proxy_env" and SECRET_ENV_RE.search(str(key)):
+            out.append(f"{key}: is a secret in plain text")
+    return out
+
+
+def input_problems(host: str, hostvars: Mapping[str, SourcedValue]) -> list[Problem]:
+    """What the argument specs cannot say: names that become paths, values that reach a
+    command line, ranges (toolkit.ranges) and secrets in plain text outside any role."""
+    problems: list[Problem] = []
+
+    def add(variable: str, messages: list[str]) -> None:
+        source = hostvars[variable].source
+        problems.extend(Problem(host, variable, m, source) for m in messages)
+
+    for name, sourced in sorted(hostvars.items()):
+        value = sourced.value
+        if is_vaulted(value):
+            continue
+        for variable, message in range_problems(name, value):
+            problems.append(Problem(host, variable, message, sourced.source))
+        if name in CONNECTION_SECRETS and value not in (None, "") and _literal(value):
+            add(name, [PLAIN_SECRET_HINT])
+        if name in ENV_DICTS:
+            add(name, [f"{m}; {PLAIN_SECRET_HINT.removeprefix('is a secret in plain text; ')}"
+                       for m in _plain_env_secrets(name, value)])
+    checks: dict[str, Callable[[Any], list[str]]] = {
+        "model_store_models": lambda v: _names(v, None, name_problem),
+        "model_store_catalog": _catalog_names,
+        "model_store_overrides": _catalog_names,
+        "llama_cpp_instances": lambda v: [
+            *_names(v, "name", name_problem), *_names(v, "model", name_problem),
+            *_names(v, "model_path", _model_path_problem)],
+        "ollama_models": lambda v: _names(v, "name", ollama_problem),
+        "validate_gateway_address": lambda v: [p] if _literal(v) and (
+            p := _address_problem(v)) else [],
+    }
+    for name, check in checks.items():
+        if name in hostvars and not is_vaulted(hostvars[name].value):
+            add(name, check(hostvars[name].value))
+    return problems
 
 
 # Variables naming a file on the controller that holds secrets (one per line).

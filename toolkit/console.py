@@ -1,4 +1,9 @@
-"""stdout is for data, stderr is for people. Colour: NO_COLOR > FORCE_COLOR > TTY."""
+"""stdout is for data, stderr is for people. Colour: NO_COLOR > FORCE_COLOR > TTY.
+
+Data is never markup: the console reads no Rich markup in anything it prints (a host
+name, a path, a model's `[/INST]`), tables and live progress included; the few styled
+words are built as `Text` here.
+"""
 
 from __future__ import annotations
 
@@ -32,7 +37,7 @@ def err() -> Console:
         colour = colour_wanted(sys.stderr)
         tty = sys.stderr.isatty()
         _err = Console(stderr=True, no_color=not colour, force_terminal=colour or None,
-                       highlight=False, width=None if tty else 160,
+                       highlight=False, markup=False, emoji=False, width=None if tty else 160,
                        soft_wrap=not tty)
     return _err
 
@@ -66,7 +71,9 @@ def error_json(message: str, hint: str, exit_code: int) -> None:
 
 
 def error(message: str, hint: str = "") -> None:
+    from rich.text import Text
+
     console = err()
-    console.print(f"[bold red]Error:[/] {message}", markup=True, highlight=False)
+    console.print(Text.assemble(("Error:", "bold red"), " ", message), highlight=False)
     if hint:
-        console.print(f"[yellow]Hint:[/] {hint}", markup=True, highlight=False)
+        console.print(Text.assemble(("Hint:", "yellow"), " ", hint), highlight=False)

@@ -10,14 +10,32 @@ host_vars/ files beside the inventory.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+import re
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from toolkit.errors import InvalidInput
+from toolkit.errors import InvalidInput, PrerequisiteMissing
 
 VARS_EXTENSIONS = ("", ".yml", ".yaml", ".json")
+YAML_EXTENSIONS = (".yml", ".yaml", ".json")
+# Inventory files are small; a bigger one is a mistake (or an attack) read before anything runs.
+MAX_FILE_BYTES = 10 * 1024 * 1024
+# Values a YAML file may expand to once its aliases are followed ("billion laughs" bound).
+MAX_YAML_NODES = 200_000
+# What Ansible's directory source skips (ansible.cfg defaults: inventory_ignore_extensions
+# and inventory_ignore_patterns).
+IGNORED_SUFFIXES = (".pyc", ".pyo", ".swp", ".bak", "~", ".rpm", ".md", ".txt", ".rst",
+                    ".orig", ".cfg", ".retry")
+IGNORED_NAMES = ("artifacts", "credentials", ".ssh", "group_vars", "host_vars")
+# Files that hold keys, not hosts: Ansible would read each as an INI inventory and turn its
+# content into a host name.
+KEY_NAME_RE = re.compile(
+    r"(^id_(rsa|dsa|ecdsa|ed25519)|\.(pem|key|pub|p12|pfx|crt|der|csr|gpg|asc)$|^known_hosts|"
+    r"api[-_]?keys?|token|secret|passw|vault[-_]?pass)", re.IGNORECASE)
+KEY_CONTENT_PREFIXES = ("-----BEGIN", "ssh-", "ecdsa-sha2-", "sk-ssh-", "$ANSIBLE_VAULT")
+SECRET_LIKE_RE = re.compile(r"[A-Za-z0-9+/=_-]{20,}")
 
 
 @dataclass(frozen=True)
@@ -33,6 +51,136 @@ class ResolvedInventory:
     groups: dict[str, list[str]]  # host -> its groups (without "all")
 
 
+def looks_like_secret(text: str) -> bool:
+    """A word that is more likely a key or token than a host name: long, no dot, letters
+    and digits mixed (host names are short labels or dotted)."""
+    text = text.strip()
+    return (text.startswith(KEY_CONTENT_PREFIXES)
+            or (bool(SECRET_LIKE_RE.fullmatch(text)) and "." not in text
+                and any(c.isdigit() for c in text) and any(c.isalpha() for c in text)))
+
+
+def looks_like_key_file(path: Path) -> bool:
+    """A file in an inventory directory that holds a key or token rather than hosts."""
+    if KEY_NAME_RE.search(path.name):
+        return True
+    try:
+        with path.open("rb") as fh:
+            head = fh.read(4096).decode("utf-8", errors="replace")
+    except OSError:
+        return False
+    lines = [line for line in head.splitlines() if line.strip()]
+    return bool(lines) and (lines[0].lstrip().startswith(KEY_CONTENT_PREFIXES)
+                            or (len(lines) == 1 and looks_like_secret(lines[0])))
+
+
+def _ignored(path: Path) -> bool:
+    return path.name.endswith(IGNORED_SUFFIXES) or path.name in IGNORED_NAMES
+
+
+def _source_files(path: Path) -> Iterator[Path]:
+    """The files Ansible reads as inventory sources for `path` (a file, or a directory)."""
+    if path.is_file():
+        yield path
+        return
+    for child in sorted(path.iterdir()):
+        if _ignored(child):
+            continue
+        if child.is_dir():
+            yield from _source_files(child)
+        elif child.is_file():
+            yield child
+
+
+def _vars_tree(base: Path) -> Iterator[Path]:
+    for kind in ("group_vars", "host_vars"):
+        if (base / kind).is_dir():
+            yield from sorted(p for p in (base / kind).rglob("*") if p.is_file())
+
+
+def _too_big(path: Path) -> None:
+    size = path.stat().st_size
+    if size > MAX_FILE_BYTES:
+        raise InvalidInput(
+            f"inventory file {path} is {size / 1e6:.1f} MB; gpuforge reads inventory and "
+            f"variables files up to {MAX_FILE_BYTES // (1024 * 1024)} MiB",
+            hint="an inventory this large is a mistake: check the path given to -i")
+
+
+def _yaml_problem(path: Path) -> str | None:
+    """Syntax errors, duplicate keys and alias bombs in one YAML file, found by composing
+    it (linear in its size, tags such as !vault left alone); None if it is sound."""
+    import yaml
+
+    loader_class = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    try:
+        with path.open("rb") as fh:
+            documents = list(yaml.compose_all(fh, Loader=loader_class))
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark
+        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
+        return f"is not valid YAML{where}: {exc.problem or exc}"
+    except (yaml.YAMLError, UnicodeDecodeError, RecursionError) as exc:
+        return f"is not valid YAML: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}"
+    sizes: dict[int, int] = {}
+
+    def expanded(node: yaml.Node, depth: int) -> int:
+        if id(node) in sizes:
+            return sizes[id(node)]
+        if depth > 500:
+            raise InvalidInput(f"{path} nests values more than 500 levels deep",
+                               hint="flatten the data")
+        total = 1
+        if isinstance(node, yaml.MappingNode):
+            seen: dict[Any, int] = {}
+            for key, value in node.value:
+                if isinstance(key, yaml.ScalarNode) and key.tag != "tag:yaml.org,2002:merge":
+                    if key.value in seen:
+                        raise InvalidInput(
+                            f"{path}: key {key.value!r} is defined twice (lines "
+                            f"{seen[key.value]} and {key.start_mark.line + 1})",
+                            hint="keep one definition; YAML silently keeps the last")
+                    seen[key.value] = key.start_mark.line + 1
+                total += expanded(key, depth + 1) + expanded(value, depth + 1)
+        elif isinstance(node, yaml.SequenceNode):
+            total += sum(expanded(item, depth + 1) for item in node.value)
+        sizes[id(node)] = total
+        if total > MAX_YAML_NODES:
+            raise InvalidInput(
+                f"{path} expands to more than {MAX_YAML_NODES} values through its aliases "
+                "(a YAML alias bomb?)", hint="write the values out instead of nesting aliases")
+        return total
+
+    for document in documents:
+        if document is not None:
+            expanded(document, 0)
+    return None
+
+
+def preflight(paths: list[Path]) -> None:
+    """Refuse, before Ansible reads anything, what it would misread or choke on: a key file
+    among the inventory's sources (it would become a host name), huge files, YAML that is
+    broken, has duplicate keys or expands without bound."""
+    for path in paths:
+        sources = list(_source_files(path))
+        vars_files = list(_vars_tree(path if path.is_dir() else path.parent))
+        for source in sources:
+            if path.is_dir() and looks_like_key_file(source):
+                raise InvalidInput(
+                    f"inventory directory {path} holds {source.name}, which looks like a key "
+                    "or token, not an inventory: Ansible would read its content as a host name",
+                    hint=f"move {source} out of the inventory directory (keys belong beside "
+                         "it, named by a variable such as gateway_api_key_file)")
+        for file in [*sources, *vars_files]:
+            _too_big(file)
+            is_vars = file in vars_files
+            if is_vars or file.suffix in YAML_EXTENSIONS:
+                problem = _yaml_problem(file)
+                if problem:
+                    raise InvalidInput(f"{'variables' if is_vars else 'inventory'} file "
+                                       f"{file} {problem}", hint="fix the YAML")
+
+
 def _loader() -> Any:
     from ansible.cli import CLI
     from ansible.parsing.dataloader import DataLoader
@@ -41,12 +189,23 @@ def _loader() -> Any:
     loader = DataLoader()
     password_file = os.environ.get("ANSIBLE_VAULT_PASSWORD_FILE")
     if password_file:
+        if not Path(password_file).expanduser().is_file():
+            raise PrerequisiteMissing(
+                f"ANSIBLE_VAULT_PASSWORD_FILE names {password_file}, which is not a file",
+                hint="point ANSIBLE_VAULT_PASSWORD_FILE at the file holding the vault "
+                     "password, or unset it")
         # ansible-core keeps the secrets in a process-wide context that may be set only
         # once: a second inventory read in the same process (validate reads it after its
         # run) reuses it instead of failing with "context is already initialized".
         ambient = VaultSecretsContext.current(optional=True)
-        secrets = ambient.secrets if ambient else CLI.setup_vault_secrets(
-            loader, vault_ids=[], vault_password_files=[password_file])
+        try:
+            secrets = ambient.secrets if ambient else CLI.setup_vault_secrets(
+                loader, vault_ids=[], vault_password_files=[password_file])
+        except Exception as exc:  # ansible's AnsibleError: empty or unreadable file
+            raise InvalidInput(
+                f"cannot read the vault password from ANSIBLE_VAULT_PASSWORD_FILE "
+                f"{password_file}: {str(exc).splitlines()[0]}",
+                hint="the file holds the vault password on its first line") from exc
         loader.set_vault_secrets(secrets)
     return loader
 
@@ -92,6 +251,7 @@ def resolve(paths: list[Path]) -> ResolvedInventory:
             raise InvalidInput(f"inventory {path} does not exist",
                                hint="pass -i with an inventory file or directory "
                                     "(`gpuforge sandbox up` writes one)")
+    preflight(paths)
     loader = _loader()
     try:
         inventory = InventoryManager(loader=loader, sources=[str(p) for p in paths])
@@ -99,6 +259,13 @@ def resolve(paths: list[Path]) -> ResolvedInventory:
         raise InvalidInput(f"cannot parse inventory: {exc}", hint="check the inventory YAML") \
             from exc
     hosts = inventory.get_hosts()
+    for host in hosts:
+        if looks_like_secret(host.name):
+            raise InvalidInput(
+                f"inventory {', '.join(map(str, paths))} defines a host whose name looks like "
+                "a key or token (not shown here)",
+                hint="a file holding a key was read as an inventory: keep keys out of "
+                     "inventory directories")
     if not hosts:
         raise InvalidInput(
             f"inventory {', '.join(map(str, paths))} has no hosts",

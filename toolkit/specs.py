@@ -82,18 +82,18 @@ def _owner(name: str, specs: RoleSpecs) -> str | None:
     return max(owners, key=len) if owners else None
 
 
-def _is_vaulted(value: Any) -> bool:
+def is_vaulted(value: Any) -> bool:
     from ansible.parsing.vault import EncryptedString
 
     return isinstance(value, EncryptedString)
 
 
-def _is_templated(value: Any) -> bool:
-    return isinstance(value, str) and not _is_vaulted(value) and bool(TEMPLATE_RE.search(value))
+def is_templated(value: Any) -> bool:
+    return isinstance(value, str) and not is_vaulted(value) and bool(TEMPLATE_RE.search(value))
 
 
 def _contains_template(value: Any) -> bool:
-    if _is_templated(value):
+    if is_templated(value):
         return True
     if isinstance(value, Mapping):
         return any(_contains_template(v) for v in value.values())
@@ -105,7 +105,7 @@ def _contains_template(value: Any) -> bool:
 def _plain(value: Any) -> Any:
     """Ansible 2.19 loads YAML into tagged subclasses (_AnsibleTaggedList...); error messages
     about those name internal classes. Plain copies give messages a user can read."""
-    if _is_vaulted(value):
+    if is_vaulted(value):
         return value
     if isinstance(value, Mapping):
         return {_plain(k): _plain(v) for k, v in value.items()}
@@ -130,7 +130,7 @@ def validate_value(name: str, spec: Mapping[str, Any], value: Any) -> list[str]:
     """Ansible's own argument-spec validation for one variable; messages, empty if fine."""
     from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 
-    if _is_vaulted(value):
+    if is_vaulted(value):
         return [] if spec.get("type", "str") in ("str", "raw") else [
             f"is vault-encrypted but must be of type {spec.get('type')}"]
     if _contains_template(value):
@@ -154,12 +154,13 @@ def _clean(message: str, name: str) -> str:
 
 def is_plain_secret(name: str, spec: Mapping[str, Any] | None, value: Any) -> bool:
     secret = bool(spec and spec.get("no_log")) or bool(SECRET_NAME_RE.search(name))
-    if not secret or value in (None, "", [], {}):
+    # Vaulted first: comparing a vaulted value decrypts it.
+    if not secret or is_vaulted(value) or is_templated(value):
         return False
-    if _is_vaulted(value) or _is_templated(value):
+    if value in (None, "", [], {}):
         return False
     if isinstance(value, list):
-        return any(not (_is_vaulted(v) or _is_templated(v)) for v in value)
+        return any(not (is_vaulted(v) or is_templated(v)) for v in value)
     return True
 
 

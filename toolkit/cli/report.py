@@ -9,7 +9,7 @@ import typer
 
 
 def report(
-    run_id: Annotated[int, typer.Argument(help="Run id (see `gpuforge runs list`).")],
+    run_id: Annotated[str, typer.Argument(help="Run id (see `gpuforge runs list`).")],
     output: Annotated[Path, typer.Option("--output", "-o",
                                          help="HTML file to write.")] = Path("report.html"),
 ) -> None:
@@ -20,14 +20,15 @@ def report(
     from toolkit.console import err
     from toolkit.errors import InvalidInput
     from toolkit.history import History
+    from toolkit.names import parse_run_id
     from toolkit.paths import state_dir
     from toolkit.report import render
 
-    record = History().get(run_id)
+    record = History().get(parse_run_id(run_id))
     if record is None:
         raise InvalidInput(f"no run {run_id} in the history",
                            hint="`gpuforge runs list` shows the recorded runs")
-    checks_file = state_dir() / "validate" / f"run-{run_id}.json"
+    checks_file = state_dir() / "validate" / f"run-{record.id}.json"
     checks = json.loads(checks_file.read_text(encoding="utf-8"))["checks"] \
         if checks_file.is_file() else []
     output.parent.mkdir(parents=True, exist_ok=True)

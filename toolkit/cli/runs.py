@@ -35,15 +35,16 @@ def list_runs(
 
 @app.command("show")
 def show_run(
-    run_id: Annotated[int, typer.Argument(help="Run id (see `gpuforge runs list`).")],
+    run_id: Annotated[str, typer.Argument(help="Run id (see `gpuforge runs list`).")],
     as_json: JsonOpt = False,
 ) -> None:
     """Show one run: per-host counts, failures, slowest tasks."""
     from toolkit.console import emit_json, err
     from toolkit.errors import InvalidInput
     from toolkit.history import History
+    from toolkit.names import parse_run_id
 
-    record = History().get(run_id)
+    record = History().get(parse_run_id(run_id))
     if record is None:
         raise InvalidInput(f"no run {run_id} in the history",
                            hint="`gpuforge runs list` shows the recorded runs")

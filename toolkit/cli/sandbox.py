@@ -26,8 +26,10 @@ def up(
 ) -> None:
     """Start fresh sandbox hosts (replacing this sandbox's old ones) and write an inventory."""
     from toolkit.console import emit_json, err
+    from toolkit.names import safe_name
     from toolkit.sandbox.hosts import up as sandbox_up
 
+    safe_name("--name", name)
     err().print(f"starting {hosts} {distro} sandbox host(s) ({connection})...", markup=False)
     state = sandbox_up(name, hosts, distro, connection)
     if as_json:
@@ -65,8 +67,10 @@ def list_(as_json: JsonOpt = False) -> None:
 def down(name: NameOpt = "default", as_json: JsonOpt = False) -> None:
     """Remove a sandbox's hosts, key and inventory."""
     from toolkit.console import emit_json, err
+    from toolkit.names import safe_name
     from toolkit.sandbox.hosts import down as sandbox_down
 
+    safe_name("--name", name)  # the name becomes a directory removed recursively, as root
     existed = sandbox_down(name)
     if as_json:
         emit_json({"name": name, "removed": existed})
