@@ -18,7 +18,7 @@ from toolkit.inventory import ResolvedInventory
 from toolkit.lock import InventoryLock
 from toolkit.profiles import Profile
 from toolkit.progress import Progress
-from toolkit.runner import RunRequest, RunResult, _now, run_playbook
+from toolkit.runner import RunRequest, RunResult, _now, run_playbook, vault_values
 
 
 @dataclass
@@ -88,7 +88,8 @@ def run_profile(
         request = RunRequest(
             playbook=profile.playbook, inventories=inventories, limit=limit, tags=tags,
             check=check, diff=check, extravars=extravars or {},
-            secrets=key_file_secrets(resolved))
+            secrets=key_file_secrets(resolved) + vault_values(
+                v for host in resolved.hosts.values() for v in host.values()))
         title = f"gpuforge {command} --profile {profile.name} (run {run_id})"
         result: RunResult | None = None
         try:

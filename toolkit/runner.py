@@ -9,6 +9,7 @@ handler would stall ansible; one returning None would drop events).
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import queue
 import shutil
@@ -24,7 +25,7 @@ from typing import Any
 
 from toolkit.errors import ExitCode
 from toolkit.paths import collections_dir, content_root, state_dir
-from toolkit.summary import EventSummariser, RunSummary, scrub
+from toolkit.summary import EventSummariser, RunSummary, scrub, scrub_data
 
 # Artifacts of this many runs are kept under the state dir; older ones are rotated out.
 ARTIFACTS_KEPT = 20
@@ -40,6 +41,14 @@ ENV_ALLOW = frozenset({
 ENV_ALLOW_PREFIXES = ("ANSIBLE_", "LC_", "GPUFORGE_", "MOLECULE_")
 # Secrets that roles read from the controller's environment (lookup('env', ...)).
 SECRET_ENV = frozenset({"HF_TOKEN", "GPUFORGE_API_KEY", "GPUFORGE_API_KEYS"})
+# Starts ansible-playbook with the secret env read from a 0600 file (see its docstring).
+SECRET_EXEC = Path(__file__).with_name("_secret_exec.py")
+# Host keys gpuforge was told to trust (`gpuforge hosts trust`), checked besides the
+# user's ~/.ssh/known_hosts and the system's.
+KNOWN_HOSTS = "known_hosts"
+# ansible.cfg's ssh_args: kept when the runner adds the known hosts files.
+SSH_ARGS = ("-o ControlMaster=auto -o ControlPersist=60s -o ServerAliveInterval=5 "
+            "-o ServerAliveCountMax=3")
 
 
 def is_secret_env(name: str) -> bool:
@@ -59,9 +68,58 @@ def allowed_env(env: Mapping[str, str], base: Mapping[str, str]) -> dict[str, st
 
 
 def secret_values(env: Mapping[str, str], extra: Iterable[str] = ()) -> list[str]:
-    """Values that must never be shown or stored."""
-    values = [v for k, v in env.items() if is_secret_env(k) and v]
+    """Values that must never be shown or stored: each one whole, and each key of a
+    comma-separated list (GPUFORGE_API_KEYS) on its own."""
+    values: list[str] = []
+    for key, value in env.items():
+        if is_secret_env(key) and value:
+            values.append(value)
+            values.extend(p.strip() for p in value.split(",") if p.strip() and "," in value)
     return values + [s for s in extra if s]
+
+
+def vault_values(values: Iterable[Any]) -> list[str]:
+    """The clear text of every vault-encrypted value in `values` (nested too) that the
+    vault password at hand opens: scrubbed like env secrets. Unopenable ones are skipped
+    (ansible-playbook cannot use them either)."""
+    from ansible.parsing.vault import EncryptedString
+
+    found: list[str] = []
+    todo = list(values)
+    while todo:
+        item = todo.pop()
+        if type(item).__name__ == "SourcedValue":
+            item = item.value
+        if isinstance(item, EncryptedString):
+            try:
+                found.append(str(item._decrypt()))  # the one way to open it
+            except Exception:  # no or wrong vault password: ansible cannot use it either
+                continue
+        elif isinstance(item, Mapping):
+            todo.extend(item.values())
+        elif isinstance(item, list | tuple):
+            todo.extend(item)
+    return found
+
+
+def known_hosts_file() -> Path:
+    """gpuforge's own known_hosts (created empty, 0600): what `hosts trust` records."""
+    path = state_dir() / KNOWN_HOSTS
+    if not path.exists():
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        os.close(fd)
+    return path
+
+
+def ssh_args() -> str:
+    """ANSIBLE_SSH_ARGS: host keys are checked (an unknown or changed key fails the
+    connection) against gpuforge's known_hosts and the system's, and the user's
+    ~/.ssh/known_hosts (or the file an inventory names with UserKnownHostsFile).
+    On the command line before any inventory's ssh_common_args, so it wins over an
+    inventory's `StrictHostKeyChecking=no` (ssh keeps the first value it is given)."""
+    files = " ".join([str(known_hosts_file()), "/etc/ssh/ssh_known_hosts",
+                      "/etc/ssh/ssh_known_hosts2"])
+    return f"{SSH_ARGS} -o StrictHostKeyChecking=yes -o 'GlobalKnownHostsFile={files}'"
 
 
 @dataclass
@@ -130,6 +188,9 @@ def base_envvars() -> dict[str, str]:
         "ANSIBLE_CACHE_PLUGIN_CONNECTION": str(state_dir() / "facts"),
         "ANSIBLE_NOCOLOR": "1",
         "ANSIBLE_FORCE_COLOR": "0",
+        # ansible-runner sets ANSIBLE_HOST_KEY_CHECKING=False unless told otherwise.
+        "ANSIBLE_HOST_KEY_CHECKING": "True",
+        "ANSIBLE_SSH_ARGS": ssh_args(),
     }
 
 
@@ -153,7 +214,13 @@ def run_playbook(
     cmdline = " ".join(f for f, on in (("--check", request.check), ("--diff", request.diff)) if on)
     events: queue.SimpleQueue[dict[str, Any]] = queue.SimpleQueue()
 
+    secrets_box: list[str] = []
+
     def enqueue(event: dict[str, Any]) -> bool:
+        # Runner writes the event to artifacts/<id>/job_events after this returns: scrubbed
+        # in place first, so a run killed before its end leaves no secret there either.
+        if secrets_box:
+            event.update(scrub_data(event, secrets_box, keys=False))
         events.put(event)
         return True
 
@@ -180,6 +247,8 @@ def run_playbook(
     config.prepare()
     config.env = allowed_env(config.env, os.environ)
     secrets = secret_values(config.env, request.secrets)
+    hide_secret_env(config, private)
+    secrets_box.extend(secrets)
     summariser = EventSummariser(secrets)
     stopped: list[int] = []
 
@@ -233,6 +302,26 @@ def run_playbook(
         status=status, rc=rc, started_at=started, ended_at=_now(),
         duration_s=round(time.monotonic() - t0, 2), summary=summary,
         artifact_dir=str(artifact_dir))
+
+
+def hide_secret_env(config: Any, private: Path) -> None:
+    """Keep the secret env out of runner's `command` artifact and of every command line.
+
+    Runner writes `command` (argv, cwd and env, in clear) before it starts the process,
+    and ansible-playbook's roles read the secrets with lookup('env'). So the secrets
+    leave config.env for a 0600 file in the private data dir, and ansible-playbook is
+    started through _secret_exec.py, which reads and deletes that file and execs it with
+    the secrets in its environment (readable only by this user and root)."""
+    secret_env = {k: v for k, v in config.env.items() if is_secret_env(k)}
+    if not secret_env:
+        return
+    for key in secret_env:
+        del config.env[key]
+    path = private / "secret-env.json"
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        json.dump(secret_env, fh)
+    config.command = [sys.executable, str(SECRET_EXEC), str(path), "--", *config.command]
 
 
 def _children_map() -> dict[int, list[int]]:

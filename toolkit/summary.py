@@ -6,7 +6,11 @@ reads `HostState` for live progress and `RunSummary` at the end.
 
 from __future__ import annotations
 
+import base64
+import functools
+import json
 import re
+import urllib.parse
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
@@ -14,6 +18,12 @@ from typing import Any
 
 COUNT_KEYS = ("ok", "changed", "failed", "unreachable", "skipped", "rescued", "ignored")
 REDACTED = "********"
+# What ssh says when a host's key is unknown or differs from the recorded one.
+HOST_KEY_ERRORS = ("Host key verification failed", "REMOTE HOST IDENTIFICATION HAS CHANGED",
+                   "No matching host key", "host key for", "Host key for")
+HOST_KEY_HINT = ("the host's SSH key is unknown or not the one recorded: check the "
+                 "fingerprint with `gpuforge hosts trust -i INVENTORY --limit HOST`, which "
+                 "records it once you confirm")
 # A key that names a secret: its value never reaches output, history or reports.
 SECRET_KEY_RE = re.compile(r"(token|secret|password|passwd|api_?key|private_key)", re.I)
 
@@ -93,24 +103,55 @@ class RunSummary:
         }
 
 
+def _base64_forms(raw: bytes) -> set[str]:
+    """The stable middle of `raw`'s base64 at each of the 3 byte alignments it can have
+    inside a longer encoded text (standard and URL-safe alphabets)."""
+    forms: set[str] = set()
+    for shift in range(3):
+        encoded = base64.b64encode(b"\0" * shift + raw).decode().rstrip("=")
+        # Drop the 4-char group mixed with the prefix, and a trailing partial group.
+        core = encoded[4 if shift else 0:]
+        if (shift + len(raw)) % 3:
+            core = core[:-(len(core) % 4 or 4)]
+        if len(core) >= 8:
+            forms.update({core, core.replace("+", "-").replace("/", "_")})
+    return forms
+
+
+@functools.lru_cache(maxsize=256)
+def secret_forms(secret: str) -> frozenset[str]:
+    """Every form a secret value takes in text gpuforge stores or prints: as is,
+    JSON-escaped, URL-encoded (path and form styles) and base64-encoded."""
+    forms = {secret, json.dumps(secret)[1:-1], json.dumps(secret, ensure_ascii=False)[1:-1],
+             urllib.parse.quote(secret, safe=""), urllib.parse.quote(secret),
+             urllib.parse.quote_plus(secret)}
+    forms |= _base64_forms(secret.encode("utf-8"))
+    return frozenset(f for f in forms if len(f) >= 4)
+
+
 def scrub(text: str, secrets: Iterable[str]) -> str:
-    """Replace every known secret value in `text`."""
-    for secret in sorted({s for s in secrets if s and len(s) >= 4}, key=len, reverse=True):
-        text = text.replace(secret, REDACTED)
+    """Replace every known secret value, in each of its forms, in `text`."""
+    forms: set[str] = set()
+    for secret in secrets:
+        if secret and len(secret) >= 4:
+            forms |= secret_forms(secret)
+    for form in sorted(forms, key=len, reverse=True):
+        text = text.replace(form, REDACTED)
     return text
 
 
-def scrub_data(value: Any, secrets: Iterable[str]) -> Any:
-    """Deep-copy `value` with secret values and secret-named keys redacted."""
+def scrub_data(value: Any, secrets: Iterable[str], *, keys: bool = True) -> Any:
+    """Deep-copy `value` with secret values redacted, and (keys=True) the values of
+    secret-named keys too."""
     secret_list = list(secrets)
     if isinstance(value, Mapping):
         return {
-            k: (REDACTED if isinstance(k, str) and SECRET_KEY_RE.search(k) and v else
-                scrub_data(v, secret_list))
+            k: (REDACTED if keys and isinstance(k, str) and SECRET_KEY_RE.search(k) and v else
+                scrub_data(v, secret_list, keys=keys))
             for k, v in value.items()
         }
     if isinstance(value, list | tuple):
-        return [scrub_data(v, secret_list) for v in value]
+        return [scrub_data(v, secret_list, keys=keys) for v in value]
     if isinstance(value, str):
         return scrub(value, secret_list)
     return value
@@ -133,6 +174,14 @@ def failure_message(res: Mapping[str, Any]) -> str:
             if isinstance(item, Mapping) and item.get("failed"):
                 return failure_message(item)
     return "task failed (no message)"
+
+
+def unreachable_message(res: Mapping[str, Any]) -> str:
+    """Why a host was unreachable; a host key problem names the way to trust the host."""
+    message = failure_message(res)
+    if any(marker in message for marker in HOST_KEY_ERRORS):
+        return f"{message} ({HOST_KEY_HINT})"
+    return message
 
 
 def _last_line(text: str) -> str:
@@ -224,7 +273,7 @@ class EventSummariser:
         elif status == "unreachable":
             counts.unreachable += 1
             self._failures.append(
-                Failure(host, task, self._scrub(failure_message(res)), "unreachable"))
+                Failure(host, task, self._scrub(unreachable_message(res)), "unreachable"))
         elif status == "skipped":
             counts.skipped += 1
         else:

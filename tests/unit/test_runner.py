@@ -159,3 +159,96 @@ def test_scrub_artifacts_rewrites_files(tmp_path: Path) -> None:
     f.write_text(f"token={CANARY}\n")
     scrub_artifacts(tmp_path, [CANARY])
     assert CANARY not in f.read_text()
+
+
+def test_secret_env_reaches_ansible_but_no_command_line_or_artifact(
+        tmp_path: Path, state_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import hashlib
+    import json
+
+    keys = "gfcanary-first-0123456789,gfcanary-second-0123456789"
+    monkeypatch.setenv("HF_TOKEN", CANARY)
+    monkeypatch.setenv("GPUFORGE_API_KEYS", keys)
+    monkeypatch.setenv("ANSIBLE_HOST_KEY_CHECKING", "False")  # a user's override: undone
+    ps_out = tmp_path / "ps.txt"
+    digest = hashlib.sha256(CANARY.encode()).hexdigest()
+    tasks = f"""
+    - name: The roles still read the secret from the environment
+      ansible.builtin.assert:
+        that: "lookup('ansible.builtin.env', 'HF_TOKEN') | hash('sha256') == '{digest}'"
+        quiet: true
+    - name: Take the process list while ansible-playbook runs
+      ansible.builtin.shell: "ps -eo args > {ps_out}"
+      changed_when: false
+    - name: Host keys are checked
+      ansible.builtin.assert:
+        that:
+          - "lookup('ansible.builtin.env', 'ANSIBLE_HOST_KEY_CHECKING') == 'True'"
+          - "'StrictHostKeyChecking=yes' in lookup('ansible.builtin.env', 'ANSIBLE_SSH_ARGS')"
+        quiet: true
+"""
+    request = RunRequest(playbook=write_playbook(tmp_path, tasks),
+                         inventories=[write_local_inventory(tmp_path, ("h1",))])
+    result = run_playbook(request, ident="t5")
+    assert result.exit_code() is ExitCode.OK, result.summary.failures
+    processes = ps_out.read_text()
+    assert "ansible-playbook" in processes  # the list was taken during the run
+    secrets = [CANARY, keys, *keys.split(",")]
+    assert not any(s in processes for s in secrets)
+    command = json.loads((Path(result.artifact_dir) / "command").read_text())
+    assert not {"HF_TOKEN", "GPUFORGE_API_KEYS"} & set(command["env"])
+    assert command["env"]["ANSIBLE_HOST_KEY_CHECKING"] == "True"
+    assert f"GlobalKnownHostsFile={state_dir / 'known_hosts'}" in command["env"][
+        "ANSIBLE_SSH_ARGS"]
+    assert (state_dir / "known_hosts").stat().st_mode & 0o777 == 0o600
+    # Nothing written while the run was going holds a secret (not only after the scrub).
+    for path in [*Path(result.artifact_dir).rglob("*"), *state_dir.rglob("*")]:
+        if path.is_file():
+            assert not any(s in path.read_text(errors="replace") for s in secrets), path
+
+
+def test_secret_file_is_gone_once_ansible_started(tmp_path: Path) -> None:
+    import json
+    import subprocess
+
+    from toolkit.runner import SECRET_EXEC
+
+    secret_file = tmp_path / "secret-env.json"
+    secret_file.write_text(json.dumps({"HF_TOKEN": CANARY}))
+    proc = subprocess.run(
+        [sys.executable, str(SECRET_EXEC), str(secret_file), "--", "sh", "-c",
+         'test "$HF_TOKEN" = "$1" && echo same', "sh", CANARY],
+        capture_output=True, text=True, check=False)
+    assert proc.stdout.strip() == "same", proc.stderr
+    assert not secret_file.exists()
+
+
+def test_vault_values_are_secrets(tmp_path: Path) -> None:
+    """Values of vault-encrypted inventory variables are scrubbed like env secrets."""
+    import subprocess
+
+    password = tmp_path / "vault-pass"
+    password.write_text("correct horse battery staple\n")
+    vaulted = subprocess.run(
+        [str(Path(sys.executable).parent / "ansible-vault"), "encrypt_string",
+         "--vault-password-file", str(password), "gfcanary-vault-0123456789",
+         "--name", "gateway_api_keys_extra"],
+        capture_output=True, text=True, check=True).stdout
+    inv = tmp_path / "inv"
+    (inv / "host_vars").mkdir(parents=True)
+    (inv / "hosts.yml").write_text("all:\n  hosts:\n    h1:\n")
+    (inv / "host_vars" / "h1.yml").write_text(vaulted)
+    script = (
+        "import sys; from pathlib import Path; from toolkit.inventory import resolve; "
+        "from toolkit.runner import vault_values; "
+        "r = resolve([Path(sys.argv[1])]); "
+        "print(vault_values(v for h in r.hosts.values() for v in h.values()))")
+    for env_password, expected in ((str(password), "['gfcanary-vault-0123456789']"),
+                                   (None, "[]")):
+        env = {k: v for k, v in __import__("os").environ.items()
+               if k != "ANSIBLE_VAULT_PASSWORD_FILE"}
+        if env_password:
+            env["ANSIBLE_VAULT_PASSWORD_FILE"] = env_password
+        proc = subprocess.run([sys.executable, "-c", script, str(inv)], env=env,
+                              capture_output=True, text=True, check=False)
+        assert proc.stdout.strip().splitlines()[-1:] == [expected], proc.stderr[-2000:]

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import json
+import urllib.parse
 from typing import Any
+
+import pytest
 
 from toolkit.summary import REDACTED, EventSummariser, failure_message, scrub, scrub_data
 
@@ -89,3 +93,70 @@ def test_command_failures_show_stderr_not_the_generic_message() -> None:
     res = {"msg": "non-zero return code", "rc": 100,
            "stderr": "E: Failed to fetch http://mirror.example/x\nE: Some index files failed\n"}
     assert failure_message(res) == "E: Some index files failed"
+
+
+KEY = 'gf-Key/with+odd=chars"and\\0123456789'
+
+
+def _b64_in_context(shift: int, urlsafe: bool) -> str:
+    import base64
+
+    raw = b"x" * shift + f"Authorization: Bearer {KEY}\n".encode()
+    encoded = base64.b64encode(raw).decode()
+    return encoded.replace("+", "-").replace("/", "_") if urlsafe else encoded
+
+
+@pytest.mark.parametrize("form", [
+    KEY,
+    json.dumps(KEY)[1:-1],  # JSON-escaped, as in an event or a JSON report
+    urllib.parse.quote(KEY, safe=""),
+    urllib.parse.quote_plus(KEY),
+    urllib.parse.quote(KEY),
+])
+def test_scrub_knows_each_plain_form(form: str) -> None:
+    text = f"before {form} after"
+    assert scrub(text, [KEY]) == f"before {REDACTED} after"
+
+
+@pytest.mark.parametrize("shift", [0, 1, 2])
+@pytest.mark.parametrize("urlsafe", [False, True])
+def test_scrub_finds_a_secret_base64_encoded_at_any_alignment(shift: int, urlsafe: bool) -> None:
+    import base64
+
+    blob = _b64_in_context(shift, urlsafe)
+    cleaned = scrub(f"data: {blob}", [KEY])
+    assert REDACTED in cleaned
+    # What is left of the encoding cannot give back the key (at most 2 bytes each side).
+    left = cleaned.split(REDACTED)
+    decoded_pieces = [base64.b64decode(p + "=" * (-len(p) % 4), altchars=b"-_" if urlsafe
+                                       else None, validate=False)
+                      for p in (left[0].removeprefix("data: "),) if p]
+    assert all(KEY[4:-4].encode() not in piece for piece in decoded_pieces)
+
+
+def test_each_key_of_a_key_list_is_scrubbed_alone() -> None:
+    from toolkit.runner import secret_values
+
+    keys = "first-key-0123456789,second-key-0123456789"
+    values = secret_values({"GPUFORGE_API_KEYS": keys})
+    assert scrub("got second-key-0123456789 only", values) == f"got {REDACTED} only"
+    assert "first-key" not in scrub(f"all: {keys}", values)
+
+
+def test_scrub_data_can_leave_secret_named_keys_alone() -> None:
+    data = {"gateway_api_key_file": "/etc/k", "msg": "key supersecret", "n": 3}
+    assert scrub_data(data, ["supersecret"], keys=False) == {
+        "gateway_api_key_file": "/etc/k", "msg": f"key {REDACTED}", "n": 3}
+
+
+def test_unknown_or_changed_host_key_names_hosts_trust() -> None:
+    s = EventSummariser()
+    s.add(ev("runner_on_unreachable", res={
+        "msg": "Failed to connect to the host via ssh: Host key verification failed.",
+        "unreachable": True}))
+    s.add(ev("runner_on_unreachable", host="h2", res={
+        "msg": "Failed to connect to the host via ssh: ssh: connect to host 10.0.0.9 port 22: "
+               "Connection refused", "unreachable": True}))
+    first, second = s.summary().failures
+    assert "gpuforge hosts trust" in first.message and first.kind == "unreachable"
+    assert "hosts trust" not in second.message
