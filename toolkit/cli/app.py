@@ -18,6 +18,7 @@ from toolkit.cli import check as check_cmd
 from toolkit.cli import demo as demo_cmd
 from toolkit.cli import endpoints as endpoints_cmd
 from toolkit.cli import facts as facts_cmd
+from toolkit.cli import hosts as hosts_cmd
 from toolkit.cli import models as models_cmd
 from toolkit.cli import profiles as profiles_cmd
 from toolkit.cli import report as report_cmd
@@ -66,6 +67,7 @@ app.command("validate")(validate_cmd.validate)
 app.command("report")(report_cmd.report)
 app.add_typer(runs_cmd.app, name="runs")
 app.add_typer(sandbox_cmd.app, name="sandbox")
+app.add_typer(hosts_cmd.app, name="hosts")
 
 
 def _wants_json(args: list[str]) -> bool:

@@ -44,7 +44,7 @@ def demo(
     from toolkit.models.client import answer_text, chat, served_models
     from toolkit.profiles import get_profile
     from toolkit.sandbox.hosts import ensure_api_key, up
-    from toolkit.sandbox.state import sandbox_dir
+    from toolkit.sandbox.state import keys_dir
 
     state = None if fresh else _running(name)
     if state is None:
@@ -53,7 +53,7 @@ def demo(
     else:
         err().print(f"reusing sandbox '{name}' ({state['distro']})", markup=False)
     # `sandbox up` wrote the key file and pointed the inventory's gateway_api_key_file at it.
-    key_file = ensure_api_key(sandbox_dir(name))
+    key_file = ensure_api_key(keys_dir(name))
     key = key_file.read_text(encoding="utf-8").strip()
     profile = get_profile("cpu-llm")
     outcome = run_profile(command="demo", profile=profile,

@@ -18,7 +18,7 @@ import yaml
 from toolkit.errors import GpuforgeError, InvalidInput
 from toolkit.sandbox.images import SANDBOX_USER, ensure_image
 from toolkit.sandbox.podman import podman, require
-from toolkit.sandbox.state import load_state, sandbox_dir
+from toolkit.sandbox.state import keys_dir, load_state, sandbox_dir
 
 MAX_HOSTS = 16
 LABEL = "io.gpuforge.sandbox"
@@ -43,19 +43,23 @@ def extra_ca_certificates() -> list[dict[str, str]]:
 
 
 def inventory_data(name: str, hosts: list[dict[str, Any]], connection: str,
-                   key_path: Path, api_key_file: Path) -> dict[str, Any]:
+                   key_path: Path, api_key_file: Path,
+                   known_hosts: Path | None = None) -> dict[str, Any]:
     # The gateway's key lives in a controller file only its owner reads, never in the
     # inventory: apply, validate and endpoints all find it through this path.
     group_vars: dict[str, Any] = {"gpuforge_sandbox": name,
                                   "gateway_api_key_file": str(api_key_file)}
+    known_hosts = known_hosts or api_key_file.parent / "known_hosts"
     if connection == "ssh":
         group_vars.update({
             "ansible_connection": "ssh",
             "ansible_user": SANDBOX_USER,
             "ansible_become": True,
             "ansible_ssh_private_key_file": str(key_path),
-            "ansible_ssh_common_args": "-o StrictHostKeyChecking=no "
-                                       "-o UserKnownHostsFile=/dev/null -o LogLevel=ERROR",
+            # The hosts' keys, read from the containers by `sandbox up` (not trusted on
+            # first use), are the only ones accepted.
+            "ansible_ssh_common_args": "-o StrictHostKeyChecking=yes "
+                                       f"-o UserKnownHostsFile={known_hosts} -o LogLevel=ERROR",
         })
     else:
         group_vars.update({"ansible_connection": "containers.podman.podman"})
@@ -81,9 +85,19 @@ def _write_atomic(path: Path, text: str, mode: int = 0o600) -> None:
     os.replace(tmp, path)
 
 
+def _adopt_legacy(path: Path) -> None:
+    """Move a key an older gpuforge kept beside the inventory (sandbox/NAME/) to `path`."""
+    legacy = path.parent.parent.parent / "sandbox" / path.parent.name / path.name
+    if legacy.is_file() and not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        os.replace(legacy, path)
+
+
 def ensure_api_key(directory: Path) -> Path:
-    """The sandbox's gateway API key file (0600), generated once and kept across ups."""
+    """The sandbox's gateway API key file (0600) in its keys dir, generated once and kept
+    across ups."""
     path = directory / "api-key"
+    _adopt_legacy(path)
     if not path.is_file() or not path.read_text(encoding="utf-8").strip():
         directory.mkdir(parents=True, exist_ok=True, mode=0o700)
         _write_atomic(path, secrets.token_urlsafe(32) + "\n")
@@ -93,6 +107,8 @@ def ensure_api_key(directory: Path) -> Path:
 
 def _ensure_key(directory: Path) -> Path:
     key = directory / "id_ed25519"
+    _adopt_legacy(key)
+    _adopt_legacy(key.with_suffix(".pub"))
     if not key.exists():
         require("ssh-keygen")
         subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C",
@@ -144,6 +160,22 @@ def _install_key(cname: str, pubkey: str) -> None:
     podman("exec", cname, "sh", "-c", script)
 
 
+def host_keys(cname: str) -> list[str]:
+    """The container's SSH host public keys, read inside it: not trust on first use."""
+    out = podman("exec", cname, "sh", "-c", "cat /etc/ssh/ssh_host_*_key.pub").stdout
+    keys = [" ".join(line.split()[:2]) for line in out.splitlines() if line.strip()]
+    if not keys:
+        raise GpuforgeError(f"sandbox host {cname} has no SSH host key",
+                            hint=f"look at `podman exec {cname} ls /etc/ssh`")
+    return keys
+
+
+def known_hosts_lines(hosts: list[dict[str, Any]]) -> str:
+    """known_hosts entries for the hosts' published SSH ports on the loopback."""
+    return "".join(f"[127.0.0.1]:{h['ports']['22']} {key}\n"
+                   for h in hosts for key in h["host_keys"])
+
+
 def _wait_ssh(port: int, timeout: float = 60) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -169,7 +201,9 @@ def up(name: str, count: int, distro: str, connection: str) -> dict[str, Any]:
     image = ensure_image(distro)
     directory = sandbox_dir(name)
     directory.mkdir(parents=True, exist_ok=True, mode=0o700)
-    key = _ensure_key(directory)
+    secrets_dir = keys_dir(name)
+    secrets_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    key = _ensure_key(secrets_dir)
     pubkey = key.with_suffix(".pub").read_text(encoding="utf-8").strip()
     _remove_containers(name)
     names = host_names(name, count)
@@ -181,13 +215,18 @@ def up(name: str, count: int, distro: str, connection: str) -> dict[str, Any]:
         _install_key(h["container"], pubkey)
         if connection == "ssh":
             _wait_ssh(h["ports"]["22"])
+            h["host_keys"] = host_keys(h["container"])
 
     with ThreadPoolExecutor(max_workers=min(8, count)) as pool:
         list(pool.map(ready, hosts))
+    known_hosts = secrets_dir / "known_hosts"
+    _write_atomic(known_hosts, known_hosts_lines(hosts) if connection == "ssh" else "")
+    for h in hosts:
+        h.pop("host_keys", None)
     inventory = directory / "inventory.yml"
     _write_atomic(inventory, "# Written by `gpuforge sandbox up`; replaced on the next up.\n"
                   + yaml.safe_dump(inventory_data(name, hosts, connection, key,
-                                                  ensure_api_key(directory)),
+                                                  ensure_api_key(secrets_dir), known_hosts),
                                    sort_keys=False))
     state = {"name": name, "distro": distro, "connection": connection, "image": image,
              "inventory": str(inventory), "key": str(key), "hosts": hosts,
@@ -211,4 +250,5 @@ def down(name: str) -> bool:
     existed = load_state(name) is not None
     _remove_containers(name)
     shutil.rmtree(sandbox_dir(name), ignore_errors=True)
+    shutil.rmtree(keys_dir(name), ignore_errors=True)
     return existed

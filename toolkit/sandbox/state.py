@@ -1,4 +1,8 @@
-"""Where sandboxes keep their inventory, key and state (under the state dir)."""
+"""Where sandboxes keep their inventory, keys and state (under the state dir).
+
+The inventory and state.json live in sandbox/NAME/; the SSH key, the gateway API key and
+the hosts' known_hosts in sandbox-keys/NAME/, outside any directory `-i` may point at (a
+key file in an inventory directory is read by Ansible as an inventory)."""
 
 from __future__ import annotations
 
@@ -13,6 +17,11 @@ DEFAULT_NAME = "default"
 
 def sandbox_dir(name: str) -> Path:
     return state_dir() / "sandbox" / name
+
+
+def keys_dir(name: str) -> Path:
+    """The sandbox's secrets and host keys (0700): never inside its inventory directory."""
+    return state_dir() / "sandbox-keys" / name
 
 
 def load_state(name: str) -> dict[str, Any] | None:

@@ -1,8 +1,9 @@
 # Run by ansible.builtin.script with executable: python3 (tasks/serving.yml), not directly.
 """Send one streamed chat completion and time it; print the measurements as JSON.
 
-Run on the host by the validate role (stdlib only). The API key comes from the
-GPUFORGE_API_KEY environment variable, never from the command line.
+Run on the host by the validate role (stdlib only). The API key comes from the 0600 file
+named by --api-key-file (else the GPUFORGE_API_KEY environment variable), never from the
+command line or an environment assignment a process list shows.
 Output keys: status (HTTP status or null), error, ttft_s (first content token), total_s,
 completion_tokens (usage, else the number of content chunks), tokens_source, content,
 timings (llama-server's own, when the gateway passes them through).
@@ -26,7 +27,12 @@ def main() -> int:
     parser.add_argument("--max-tokens", type=int, default=48)
     parser.add_argument("--timeout", type=float, default=180)
     parser.add_argument("--insecure", action="store_true")
+    parser.add_argument("--api-key-file", help="file holding the gateway API key (0600)")
     args = parser.parse_args()
+    key = os.environ.get("GPUFORGE_API_KEY", "")
+    if args.api_key_file:
+        with open(args.api_key_file, encoding="utf-8") as fh:
+            key = fh.read().strip()
     out = {"status": None, "error": None, "ttft_s": None, "total_s": None,
            "completion_tokens": None, "tokens_source": None, "content": "", "timings": None,
            "model": args.model}
@@ -38,7 +44,7 @@ def main() -> int:
     request = urllib.request.Request(
         args.url.rstrip("/") + "/chat/completions", data=body, method="POST",
         headers={"Content-Type": "application/json", "Accept": "text/event-stream",
-                 "Authorization": "Bearer " + os.environ.get("GPUFORGE_API_KEY", "")})
+                 "Authorization": "Bearer " + key})
     context = ssl._create_unverified_context() if args.insecure else ssl.create_default_context()
     chunks = 0
     start = time.monotonic()
