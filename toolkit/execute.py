@@ -78,7 +78,7 @@ def run_profile(
     resolved = ensure_valid(inventories, profile)
     history = History()
     lock_cm: contextlib.AbstractContextManager[Any] = (
-        InventoryLock(inventories, command) if lock else contextlib.nullcontext())
+        InventoryLock(inventories, command, limit=limit) if lock else contextlib.nullcontext())
     with lock_cm:
         run_id = history.start(
             command=command, inventory=", ".join(str(p) for p in inventories),

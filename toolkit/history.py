@@ -2,7 +2,12 @@
 
 The database lives under the state dir (GPUFORGE_STATE_DIR overrides it, or
 GPUFORGE_HISTORY_DB for the file itself). Schema changes bump `SCHEMA_VERSION` and add
-a migration step; a database newer than this code is refused rather than damaged.
+a migration step; a database newer than this code, a corrupt file or another program's
+database is refused (exit 3, naming the file) and never written to.
+
+A run records the process that runs it (pid and that process's start time, so a reused
+pid is not mistaken for it); a run still `running` whose process is gone is marked
+`interrupted` the next time the history is opened.
 """
 
 from __future__ import annotations
@@ -16,11 +21,15 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from toolkit.errors import GpuforgeError
+from toolkit.errors import InvalidInput
 from toolkit.paths import state_dir
 from toolkit.summary import Change, Failure, HostCounts, RunSummary, TaskTiming
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+# version reached -> the statements that reach it from the one before.
+_MIGRATIONS = {
+    2: "ALTER TABLE runs ADD COLUMN process_start TEXT;",
+}
 
 _SCHEMA = """
 CREATE TABLE runs (
@@ -68,6 +77,35 @@ CREATE TABLE changes (
 );
 CREATE INDEX task_timings_run ON task_timings(run_id);
 """
+_TABLES = {"runs", "host_results", "task_timings", "failures", "changes", "sqlite_sequence"}
+
+
+def process_start(pid: int) -> str | None:
+    """When process `pid` started, as `boot id:start ticks` (None: no such process, or no
+    /proc to ask). Two processes that share a pid never share this."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text(encoding="utf-8")
+        boot = Path("/proc/sys/kernel/random/boot_id").read_text(encoding="utf-8").strip()
+    except OSError:
+        return None
+    # Field 22 (starttime), counted after the command name, which may hold spaces.
+    fields = stat[stat.rfind(")") + 2:].split()
+    return f"{boot}:{fields[19]}" if len(fields) > 19 else None
+
+
+def process_alive(pid: int | None, started: str | None) -> bool:
+    """Whether the process that recorded a run still runs (same pid, same start)."""
+    if not pid:
+        return False
+    if started is not None:
+        return process_start(pid) == started
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def db_path() -> Path:
@@ -112,32 +150,91 @@ class RunRecord:
 class History:
     def __init__(self, path: Path | None = None) -> None:
         self.path = path or db_path()
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise self._refused(f"cannot create its directory: {exc.strerror}") from exc
+        self._inspect()
         self._migrate()
+        self.mark_interrupted()
+
+    def _refused(self, why: str) -> InvalidInput:
+        return InvalidInput(
+            f"run history {self.path} {why}; it was left as it is",
+            hint="move the file aside (gpuforge then starts a new history), or point "
+                 "GPUFORGE_HISTORY_DB at another file")
 
     @contextmanager
     def _connect(self) -> Iterator[sqlite3.Connection]:
-        conn = sqlite3.connect(self.path, timeout=30)
-        conn.row_factory = sqlite3.Row
-        conn.execute("PRAGMA foreign_keys = ON")
         try:
+            conn = sqlite3.connect(self.path, timeout=30)
+        except sqlite3.Error as exc:
+            raise self._refused(f"cannot be opened: {exc}") from exc
+        conn.row_factory = sqlite3.Row
+        try:
+            conn.execute("PRAGMA foreign_keys = ON")
             with conn:
                 yield conn
+        except sqlite3.OperationalError as exc:
+            raise self._refused(f"cannot be used: {exc}") from exc
+        except sqlite3.DatabaseError as exc:
+            raise self._refused(f"is damaged: {exc}") from exc
         finally:
             conn.close()
 
+    def _inspect(self) -> None:
+        """Refuse, reading only, a file that is not a gpuforge history this code can use."""
+        if not self.path.exists():
+            return
+        if not self.path.is_file():
+            raise self._refused("is not a file")
+        if self.path.stat().st_size == 0:
+            return  # an empty file is an empty database
+        try:
+            # immutable: read the file as it is, creating no -wal or -shm beside it
+            conn = sqlite3.connect(f"{self.path.resolve().as_uri()}?mode=ro&immutable=1",
+                                   uri=True)
+        except sqlite3.Error as exc:
+            raise self._refused(f"cannot be opened: {exc}") from exc
+        try:
+            version = int(conn.execute("PRAGMA user_version").fetchone()[0])
+            tables = {r[0] for r in conn.execute(
+                "SELECT name FROM sqlite_master WHERE type='table'")}
+        except sqlite3.DatabaseError as exc:
+            raise self._refused(f"is not an SQLite database or is damaged ({exc})") from exc
+        finally:
+            conn.close()
+        if version > SCHEMA_VERSION:
+            raise self._refused(f"has schema {version}, newer than this gpuforge "
+                                f"({SCHEMA_VERSION}): upgrade gpuforge")
+        if (version == 0 and tables) or (version and "runs" not in tables) \
+                or not tables <= _TABLES:
+            raise self._refused("is another program's database, not a gpuforge run history")
+
     def _migrate(self) -> None:
         with self._connect() as conn:
-            conn.execute("PRAGMA journal_mode = WAL")
             version = int(conn.execute("PRAGMA user_version").fetchone()[0])
-            if version > SCHEMA_VERSION:
-                raise GpuforgeError(
-                    f"run history {self.path} has schema {version}, newer than this gpuforge "
-                    f"({SCHEMA_VERSION})",
-                    hint="upgrade gpuforge, or point GPUFORGE_HISTORY_DB at another file")
+            if version > SCHEMA_VERSION:  # seen here when the change is still in the WAL
+                raise self._refused(f"has schema {version}, newer than this gpuforge "
+                                    f"({SCHEMA_VERSION}): upgrade gpuforge")
+            conn.execute("PRAGMA journal_mode = WAL")
             if version == 0:
                 conn.executescript(_SCHEMA)
+                version = 1
+            for step in range(version + 1, SCHEMA_VERSION + 1):
+                conn.executescript(_MIGRATIONS[step])
+            if version < SCHEMA_VERSION:
                 conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+
+    def mark_interrupted(self) -> list[int]:
+        """Runs still `running` whose process is gone: marked `interrupted`; their ids."""
+        with self._connect() as conn:
+            rows = conn.execute(
+                "SELECT id, pid, process_start FROM runs WHERE status='running'").fetchall()
+            dead = [r["id"] for r in rows if not process_alive(r["pid"], r["process_start"])]
+            conn.executemany("UPDATE runs SET status='interrupted' WHERE id=?",
+                             [(i,) for i in dead])
+        return dead
 
     def start(self, *, command: str, inventory: str, profile: str | None,
               playbook: str | None, limit: str | None, tags: str | None,
@@ -145,10 +242,10 @@ class History:
         with self._connect() as conn:
             cur = conn.execute(
                 "INSERT INTO runs (command, inventory, profile, playbook, limit_pattern, tags,"
-                " check_mode, started_at, status, pid, extra)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'running', ?, ?)",
+                " check_mode, started_at, status, pid, process_start, extra)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'running', ?, ?, ?)",
                 (command, inventory, profile, playbook, limit, tags, int(check_mode),
-                 started_at, os.getpid(), json.dumps(extra or {})))
+                 started_at, os.getpid(), process_start(os.getpid()), json.dumps(extra or {})))
             return int(cur.lastrowid or 0)
 
     def finish(self, run_id: int, *, status: str, rc: int, exit_code: int, ended_at: str,
@@ -187,6 +284,10 @@ class History:
         return [_record(r) for r in rows]
 
     def get(self, run_id: int) -> RunRecord | None:
+        from toolkit.names import MAX_RUN_ID
+
+        if not 1 <= run_id <= MAX_RUN_ID:
+            return None  # SQLite cannot even compare it
         with self._connect() as conn:
             row = conn.execute("SELECT * FROM runs WHERE id=?", (run_id,)).fetchone()
             if row is None:

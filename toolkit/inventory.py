@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from toolkit.errors import InvalidInput, PrerequisiteMissing
+from toolkit.names import HOST_RE, name_problem
 
 VARS_EXTENSIONS = ("", ".yml", ".yaml", ".json")
 YAML_EXTENSIONS = (".yml", ".yaml", ".json")
@@ -181,7 +182,7 @@ def preflight(paths: list[Path]) -> None:
                                        f"{file} {problem}", hint="fix the YAML")
 
 
-def _loader() -> Any:
+def make_loader() -> Any:
     from ansible.cli import CLI
     from ansible.parsing.dataloader import DataLoader
     from ansible.parsing.vault import VaultSecretsContext
@@ -213,6 +214,8 @@ def _loader() -> Any:
 def _vars_files(base: Path, kind: str, name: str) -> list[Path]:
     """group_vars/NAME(.yml|.yaml|.json) or every file in group_vars/NAME/, sorted."""
     found: list[Path] = []
+    if name_problem(name, HOST_RE):
+        return found  # a host or group name that would lead elsewhere: `check` names it
     for ext in VARS_EXTENSIONS:
         candidate = base / kind / f"{name}{ext}"
         if candidate.is_file():
@@ -252,7 +255,7 @@ def resolve(paths: list[Path]) -> ResolvedInventory:
                                hint="pass -i with an inventory file or directory "
                                     "(`gpuforge sandbox up` writes one)")
     preflight(paths)
-    loader = _loader()
+    loader = make_loader()
     try:
         inventory = InventoryManager(loader=loader, sources=[str(p) for p in paths])
     except Exception as exc:

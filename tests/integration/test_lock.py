@@ -1,4 +1,7 @@
-"""Two applies against one inventory: the second is refused (exit 3), the first is unharmed."""
+"""Two applies against the same hosts: the second is refused (exit 3), the first is unharmed.
+
+The lock is keyed on the hosts, so a second inventory file naming the same hosts is refused
+as well as the same inventory given twice."""
 
 from __future__ import annotations
 
@@ -15,7 +18,7 @@ pytestmark = [pytest.mark.sandbox, pytest.mark.slow]
 
 
 def _holds_lock(state: Path, pid: int) -> bool:
-    for lock in (state / "locks").glob("inventory-*.lock"):
+    for lock in (state / "locks").glob("host-*.lock"):
         try:
             if json.loads(lock.read_text() or "{}").get("pid") == pid:
                 return True
@@ -24,7 +27,8 @@ def _holds_lock(state: Path, pid: int) -> bool:
     return False
 
 
-def test_second_apply_is_refused_while_the_first_runs(make_sandbox: Callable[..., Sandbox]) -> None:
+def test_second_apply_is_refused_while_the_first_runs(make_sandbox: Callable[..., Sandbox],
+                                                     tmp_path: Path) -> None:
     box = make_sandbox("lock")
     state = Path(box.env["GPUFORGE_STATE_DIR"])
     first = box.popen("apply", "-i", box.inventory, "--profile", "base", "--yes")
@@ -37,9 +41,15 @@ def test_second_apply_is_refused_while_the_first_runs(make_sandbox: Callable[...
     second = box.gpuforge("apply", "-i", box.inventory, "--profile", "base", "--yes",
                           timeout=120)
     assert second.returncode == 3, second.stderr
-    assert "Error: another gpuforge run holds inventory" in second.stderr
+    assert "Error: another gpuforge run holds host" in second.stderr
     assert f"pid {first.pid}" in second.stderr
     assert "Hint: wait for it to finish" in second.stderr
+    # Another inventory file (another path) naming the same hosts is refused too.
+    copy = tmp_path / "same-hosts.yml"
+    copy.write_text(Path(box.inventory).read_text())
+    other = box.gpuforge("apply", "-i", str(copy), "--profile", "base", "--yes", timeout=120)
+    assert other.returncode == 3, other.stderr
+    assert "Error: another gpuforge run holds host" in other.stderr, other.stderr
     assert first.poll() is None, "the refused apply must not disturb the running one"
 
     _, err = first.communicate(timeout=900)

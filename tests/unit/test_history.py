@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import os
 import sqlite3
+import subprocess
 from pathlib import Path
 
 import pytest
 
-from toolkit.errors import GpuforgeError
-from toolkit.history import SCHEMA_VERSION, History
+from toolkit.errors import GpuforgeError, InvalidInput
+from toolkit.history import _SCHEMA, SCHEMA_VERSION, History, process_alive, process_start
 from toolkit.summary import Change, Failure, HostCounts, RunSummary, TaskTiming
 
 
@@ -56,3 +58,132 @@ def test_newer_schema_is_refused_not_damaged(tmp_path: Path) -> None:
         conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
     with pytest.raises(GpuforgeError, match="newer than this gpuforge"):
         History(path)
+
+
+# --- Damaged, foreign and newer databases: exit 3 naming the file, never written to ---
+
+
+def _files(directory: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in directory.iterdir() if p.is_file()}
+
+
+def _refused(path: Path) -> str:
+    before = _files(path.parent)
+    with pytest.raises(InvalidInput) as info:
+        History(path)
+    assert info.value.code == 3 and str(path) in info.value.message
+    assert "left as it is" in info.value.message
+    assert _files(path.parent) == before, "a refused history must not be written to"
+    return info.value.message
+
+
+def test_random_bytes_are_refused(tmp_path: Path) -> None:
+    path = tmp_path / "h.sqlite3"
+    path.write_bytes(bytes(range(256)) * 20)
+    assert "not an SQLite database" in _refused(path)
+
+
+def test_a_truncated_history_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "h.sqlite3"
+    History(path).start(command="apply", inventory="i", profile=None, playbook=None,
+                        limit=None, tags=None, check_mode=False, started_at="t")
+    with sqlite3.connect(path) as conn:
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    path.write_bytes(path.read_bytes()[:2000])
+    for suffix in ("-wal", "-shm"):
+        path.with_name(path.name + suffix).unlink(missing_ok=True)
+    _refused(path)
+
+
+def test_another_programs_database_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "h.sqlite3"
+    with sqlite3.connect(path) as conn:
+        conn.execute("CREATE TABLE accounts (name TEXT)")
+    conn.close()
+    assert "another program's database" in _refused(path)
+
+
+def test_newer_schema_exits_3_and_is_untouched(tmp_path: Path) -> None:
+    path = tmp_path / "h.sqlite3"
+    History(path)
+    with sqlite3.connect(path) as conn:
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
+    conn.close()
+    assert "upgrade gpuforge" in _refused(path)
+
+
+def test_a_directory_in_its_place_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "h.sqlite3"
+    path.mkdir()
+    with pytest.raises(InvalidInput, match="is not a file"):
+        History(path)
+
+
+def test_schema_1_is_migrated_keeping_its_runs(tmp_path: Path) -> None:
+    path = tmp_path / "h.sqlite3"
+    with sqlite3.connect(path) as conn:
+        conn.executescript(_SCHEMA)
+        conn.execute("PRAGMA user_version = 1")
+        conn.execute("INSERT INTO runs (command, inventory, started_at, status) "
+                     "VALUES ('apply', 'i', 't', 'successful')")
+    conn.close()
+    history = History(path)
+    assert [r.status for r in history.list()] == ["successful"]
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+
+
+def test_out_of_range_ids_are_no_run(tmp_path: Path) -> None:
+    history = History(tmp_path / "h.sqlite3")
+    assert history.get(2**63) is None and history.get(-1) is None
+
+
+# --- Runs whose process died are marked interrupted ---
+
+
+def _start(history: History) -> int:
+    return history.start(command="apply", inventory="i", profile="base", playbook=None,
+                         limit=None, tags=None, check_mode=False, started_at="t")
+
+
+def test_a_run_of_a_dead_process_is_interrupted(tmp_path: Path) -> None:
+    path = tmp_path / "h.sqlite3"
+    history = History(path)
+    run_id = _start(history)
+    dead_pid = subprocess.Popen(["true"])  # a pid that has exited
+    dead_pid.wait()
+    with sqlite3.connect(path) as conn:
+        conn.execute("UPDATE runs SET pid=?, process_start=? WHERE id=?",
+                     (dead_pid.pid, process_start(os.getpid()), run_id))
+    conn.close()
+    assert [r.status for r in History(path).list()] == ["interrupted"]
+
+
+def test_a_reused_pid_does_not_keep_a_run_alive(tmp_path: Path) -> None:
+    path = tmp_path / "h.sqlite3"
+    run_id = _start(History(path))
+    with sqlite3.connect(path) as conn:  # our pid, but another process's start time
+        conn.execute("UPDATE runs SET process_start='other-boot:1' WHERE id=?", (run_id,))
+    conn.close()
+    assert History(path).get(run_id).status == "interrupted"  # type: ignore[union-attr]
+
+
+def test_a_live_run_stays_running(tmp_path: Path) -> None:
+    path = tmp_path / "h.sqlite3"
+    run_id = _start(History(path))
+    assert History(path).get(run_id).status == "running"  # type: ignore[union-attr]
+    assert History(path).mark_interrupted() == []
+
+
+def test_process_start_tells_processes_apart() -> None:
+    me = process_start(os.getpid())
+    assert me is not None and me == process_start(os.getpid())
+    other = subprocess.Popen(["sleep", "5"])
+    try:
+        assert process_start(other.pid) not in (None, me)
+        assert process_alive(other.pid, process_start(other.pid))
+    finally:
+        other.kill()
+        other.wait()
+    assert not process_alive(other.pid, me)

@@ -15,6 +15,14 @@ app = typer.Typer(
 NameOpt = Annotated[str, typer.Option("--name", help="Sandbox name (several can coexist).")]
 
 
+def _sandbox_name(name: str) -> None:
+    """A sandbox name is a directory under the state dir: a safe name that stays there."""
+    from toolkit.names import safe_name, within
+    from toolkit.paths import state_dir
+
+    within(state_dir() / "sandbox", safe_name("--name", name))
+
+
 @app.command("up")
 def up(
     hosts: Annotated[int, typer.Option("--hosts", "-n", help="How many hosts (1-16).")] = 1,
@@ -26,10 +34,9 @@ def up(
 ) -> None:
     """Start fresh sandbox hosts (replacing this sandbox's old ones) and write an inventory."""
     from toolkit.console import emit_json, err
-    from toolkit.names import safe_name
     from toolkit.sandbox.hosts import up as sandbox_up
 
-    safe_name("--name", name)
+    _sandbox_name(name)
     err().print(f"starting {hosts} {distro} sandbox host(s) ({connection})...", markup=False)
     state = sandbox_up(name, hosts, distro, connection)
     if as_json:
@@ -67,10 +74,9 @@ def list_(as_json: JsonOpt = False) -> None:
 def down(name: NameOpt = "default", as_json: JsonOpt = False) -> None:
     """Remove a sandbox's hosts, key and inventory."""
     from toolkit.console import emit_json, err
-    from toolkit.names import safe_name
     from toolkit.sandbox.hosts import down as sandbox_down
 
-    safe_name("--name", name)  # the name becomes a directory removed recursively, as root
+    _sandbox_name(name)  # the name becomes a directory removed recursively
     existed = sandbox_down(name)
     if as_json:
         emit_json({"name": name, "removed": existed})
