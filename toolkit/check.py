@@ -33,8 +33,7 @@ def check_inventory(inventories: list[Path], profile: Profile | None,
     specs = load_role_specs(roles_dir)
     rules = load_role_rules(roles_dir)
     roles = profile.roles if profile else ()
-    problems: list[Problem] = []
-    require_vault_password(resolved)
+    problems = vault_problems(resolved)
     for host, hostvars in sorted(resolved.hosts.items()):
         if (bad := host_problem(host)):
             problems.append(Problem(host, "inventory_hostname", bad,
@@ -46,28 +45,43 @@ def check_inventory(inventories: list[Path], profile: Profile | None,
     return resolved, problems
 
 
-def _vaulted_values(value: Any) -> bool:
+def _vaulted(value: Any) -> list[Any]:
     if is_vaulted(value):
-        return True
+        return [value]
     if isinstance(value, Mapping):
-        return any(_vaulted_values(v) for v in value.values())
+        return [v for item in value.values() for v in _vaulted(item)]
     if isinstance(value, list):
-        return any(_vaulted_values(v) for v in value)
-    return False
+        return [v for item in value for v in _vaulted(item)]
+    return []
 
 
-def require_vault_password(resolved: ResolvedInventory) -> None:
-    """An inline `!vault` value needs the vault password before anything can read it."""
-    if os.environ.get("ANSIBLE_VAULT_PASSWORD_FILE"):
-        return
+def _decrypts(value: Any) -> bool:
+    try:
+        str(value)  # ansible decrypts an inline vault value when it is read
+    except Exception:  # AnsibleVaultError and kin: wrong password, damaged value
+        return False
+    return True
+
+
+def vault_problems(resolved: ResolvedInventory) -> list[Problem]:
+    """An inline `!vault` value needs the vault password (exit 5 without one) and must
+    decrypt with it (a problem naming the variable otherwise)."""
+    password_file = os.environ.get("ANSIBLE_VAULT_PASSWORD_FILE")
+    problems = []
     for host, hostvars in sorted(resolved.hosts.items()):
         for name, sourced in sorted(hostvars.items()):
-            if _vaulted_values(sourced.value):
+            values = _vaulted(sourced.value)
+            if values and not password_file:
                 raise PrerequisiteMissing(
                     f"{host}: {name} is vault-encrypted (defined in {sourced.source}) and no "
                     "vault password is given",
                     hint="set ANSIBLE_VAULT_PASSWORD_FILE to the file holding the vault "
                          "password")
+            if not all(_decrypts(v) for v in values):
+                problems.append(Problem(
+                    host, name, f"cannot be decrypted with the vault password in "
+                    f"ANSIBLE_VAULT_PASSWORD_FILE ({password_file})", sourced.source))
+    return problems
 
 
 # --- Names that become paths, values that reach a command line, secrets in plain text ---

@@ -229,6 +229,13 @@ def _vars_files(base: Path, kind: str, name: str) -> list[Path]:
 
 
 def _load_vars_file(loader: Any, path: Path) -> Mapping[str, Any]:
+    if not os.environ.get("ANSIBLE_VAULT_PASSWORD_FILE"):
+        with path.open("rb") as fh:
+            if fh.read(14) == b"$ANSIBLE_VAULT":
+                raise PrerequisiteMissing(
+                    f"variables file {path} is vault-encrypted and no vault password is given",
+                    hint="set ANSIBLE_VAULT_PASSWORD_FILE to the file holding the vault "
+                         "password")
     try:
         data = loader.load_from_file(str(path), unsafe=True)
     except Exception as exc:

@@ -187,3 +187,21 @@ def test_process_start_tells_processes_apart() -> None:
         other.kill()
         other.wait()
     assert not process_alive(other.pid, me)
+
+
+def test_runs_list_shows_interrupted_runs(state_dir: Path,
+                                          capsys: pytest.CaptureFixture[str]) -> None:
+    import json
+
+    from toolkit.cli.app import main
+    from toolkit.history import db_path
+
+    run_id = _start(History())
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    with sqlite3.connect(db_path()) as conn:
+        conn.execute("UPDATE runs SET pid=? WHERE id=?", (gone.pid, run_id))
+    conn.close()
+    assert main(["runs", "list", "--json"]) == 0
+    assert [(r["run_id"], r["status"]) for r in json.loads(capsys.readouterr().out)] == [
+        (run_id, "interrupted")]
