@@ -4,6 +4,7 @@ where the controller keeps the API key: what a client or a CI job needs."""
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -34,9 +35,39 @@ def base_url(name: str, host_vars: dict[str, Any]) -> str:
     return f"https://{address}/v1" if port == 443 else f"https://{address}:{port}/v1"
 
 
+_SAFE_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._-]*$")
+
+
+def pinned_certificate(host: str) -> Path:
+    """Where the gateway role fetches a host's generated certificate (gateway_tls_pin_dir)."""
+    from toolkit.paths import state_dir
+
+    return state_dir() / "gateway-certs" / f"{host}.pem"
+
+
+def trust_anchor(host: str, host_vars: dict[str, Any]) -> tuple[str | None, str]:
+    """(CA file the gateway's certificate must verify against, None = the system store;
+    how it is trusted, as a user reads it)."""
+    configured = host_vars.get("gateway_tls_ca_file")
+    if isinstance(configured, str) and configured:
+        path = Path(configured).expanduser()
+        if not path.is_file():
+            from toolkit.errors import InvalidInput
+
+            raise InvalidInput(f"gateway_tls_ca_file of host {host}: {path} is not a file",
+                               "Point it at the PEM CA file that signed the gateway's certificate.")
+        return str(path), f"CA file {path}"
+    if not host_vars.get("gateway_tls_cert_src") and _SAFE_NAME.match(host) and ".." not in host:
+        pinned = pinned_certificate(host)
+        if pinned.is_file():
+            return str(pinned), f"pinned certificate {pinned}"
+    return None, "system CA store"
+
+
 def describe(inventories: list[Path]) -> list[dict[str, Any]]:
+    from toolkit.errors import ExitCode, GpuforgeError
     from toolkit.inventory import resolve
-    from toolkit.models.client import served_models
+    from toolkit.models.client import CertificateRefused, served_models
 
     resolved = resolve(inventories)
     out = []
@@ -46,7 +77,17 @@ def describe(inventories: list[Path]) -> list[dict[str, Any]]:
         where, path = key_location(host_vars)
         key = (path.read_text(encoding="utf-8").strip() if path and path.is_file()
                else os.environ.get("GPUFORGE_API_KEY", ""))
-        models = served_models(url, key) if key else []
+        ca_file, trust = trust_anchor(name, host_vars)
+        try:
+            models = served_models(url, key, verify=True, ca_file=ca_file) if key else []
+        except CertificateRefused as exc:
+            raise GpuforgeError(
+                f"host {name}: the gateway at {url} presented a certificate that does not "
+                f"verify against the {trust} ({exc}); the API key was not sent",
+                "If the certificate changed legitimately, apply the gateway role again (it "
+                "re-pins a generated certificate) or set gateway_tls_ca_file to the CA that "
+                "signed it; otherwise something else answers at that address.",
+                code=ExitCode.UNREACHABLE) from None
         source = "gateway"
         if not models:
             declared = host_vars.get("llama_cpp_instances")
@@ -54,7 +95,8 @@ def describe(inventories: list[Path]) -> list[dict[str, Any]]:
                       if isinstance(declared, list) else [])
             source = "inventory (gateway not reachable with a key from here)"
         out.append({"host": name, "url": url, "models": models, "models_from": source,
-                    "api_key": where, "api_key_file": str(path) if path else None})
+                    "api_key": where, "api_key_file": str(path) if path else None,
+                    "tls_verified_with": trust})
     return out
 
 

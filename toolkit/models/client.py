@@ -10,10 +10,17 @@ import urllib.request
 from typing import Any
 
 
-def _context(verify: bool) -> ssl.SSLContext:
+class CertificateRefused(Exception):
+    """The gateway's TLS certificate did not verify against the trust anchor given."""
+
+
+def _context(verify: bool, ca_file: str | None = None) -> ssl.SSLContext:
+    if ca_file:
+        # A private CA, or the self-signed certificate the gateway role generated (pinned).
+        return ssl.create_default_context(cafile=ca_file)
     if verify:
         return ssl.create_default_context()
-    # The gateway's default certificate is self-signed; the demo and sandbox hosts accept it.
+    # Only for a gateway on this machine's loopback that gpuforge has just created (the demo).
     context = ssl.create_default_context()
     context.check_hostname = False
     context.verify_mode = ssl.CERT_NONE
@@ -21,8 +28,12 @@ def _context(verify: bool) -> ssl.SSLContext:
 
 
 def request(base_url: str, path: str, key: str | None, body: dict[str, Any] | None = None,
-            *, verify: bool = False, timeout: float = 60) -> tuple[int, dict[str, Any]]:
-    """(HTTP status, decoded JSON body) of one call; HTTP errors are returned, not raised."""
+            *, verify: bool = False, ca_file: str | None = None,
+            timeout: float = 60) -> tuple[int, dict[str, Any]]:
+    """(HTTP status, decoded JSON body) of one call; HTTP errors are returned, not raised.
+
+    With `verify` or `ca_file` the certificate is checked (and the key is sent only when it
+    verifies); a refused certificate raises CertificateRefused."""
     data = json.dumps(body).encode() if body is not None else None
     headers = {"Content-Type": "application/json"}
     if key:
@@ -30,7 +41,8 @@ def request(base_url: str, path: str, key: str | None, body: dict[str, Any] | No
     req = urllib.request.Request(base_url.rstrip("/") + path, data=data, headers=headers,
                                  method="POST" if body is not None else "GET")
     try:
-        with urllib.request.urlopen(req, context=_context(verify), timeout=timeout) as resp:
+        with urllib.request.urlopen(req, context=_context(verify, ca_file),
+                                    timeout=timeout) as resp:
             return int(resp.status), json.loads(resp.read() or b"{}")
     except urllib.error.HTTPError as exc:
         raw = exc.read()
@@ -38,10 +50,20 @@ def request(base_url: str, path: str, key: str | None, body: dict[str, Any] | No
             return int(exc.code), json.loads(raw or b"{}")
         except ValueError:
             return int(exc.code), {"raw": raw.decode(errors="replace")}
+    except urllib.error.URLError as exc:
+        if isinstance(exc.reason, ssl.SSLCertVerificationError):
+            raise CertificateRefused(exc.reason.verify_message or str(exc.reason)) from None
+        raise
 
 
-def served_models(base_url: str, key: str, *, verify: bool = False) -> list[str]:
-    status, body = request(base_url, "/models", key, verify=verify, timeout=10)
+def served_models(base_url: str, key: str, *, verify: bool = False,
+                  ca_file: str | None = None) -> list[str]:
+    """The gateway's model names; [] when it does not answer. CertificateRefused propagates."""
+    try:
+        status, body = request(base_url, "/models", key, verify=verify, ca_file=ca_file,
+                               timeout=10)
+    except (OSError, ValueError):
+        return []
     if status != 200:
         return []
     return [str(m.get("id")) for m in body.get("data", [])]
