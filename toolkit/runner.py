@@ -305,23 +305,26 @@ def run_playbook(
 
 
 def hide_secret_env(config: Any, private: Path) -> None:
-    """Keep the secret env out of runner's `command` artifact and of every command line.
+    """Keep the secret env out of runner's `command` artifact and of every command line,
+    and tie ansible-playbook's life to gpuforge's.
 
     Runner writes `command` (argv, cwd and env, in clear) before it starts the process,
     and ansible-playbook's roles read the secrets with lookup('env'). So the secrets
     leave config.env for a 0600 file in the private data dir, and ansible-playbook is
     started through _secret_exec.py, which reads and deletes that file and execs it with
-    the secrets in its environment (readable only by this user and root)."""
+    the secrets in its environment (readable only by this user and root). The same
+    wrapper makes ansible-playbook stop when gpuforge dies, SIGKILL included."""
     secret_env = {k: v for k, v in config.env.items() if is_secret_env(k)}
-    if not secret_env:
-        return
-    for key in secret_env:
-        del config.env[key]
-    path = private / "secret-env.json"
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        json.dump(secret_env, fh)
-    config.command = [sys.executable, str(SECRET_EXEC), str(path), "--", *config.command]
+    target = "-"
+    if secret_env:
+        for key in secret_env:
+            del config.env[key]
+        path = private / "secret-env.json"
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            json.dump(secret_env, fh)
+        target = str(path)
+    config.command = [sys.executable, str(SECRET_EXEC), target, "--", *config.command]
 
 
 def _children_map() -> dict[int, list[int]]:

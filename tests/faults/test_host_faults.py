@@ -10,8 +10,10 @@ import signal
 import subprocess
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
+import yaml
 
 from tests.sandbox import Sandbox, wait_for_line
 
@@ -85,3 +87,64 @@ def test_sigterm_cancels_records_and_leaves_no_lock(pair: Sandbox) -> None:
     # No stale lock: the next apply runs at once and converges.
     rc, again = apply_json(pair)
     assert rc == 0, again
+
+
+def _old_style_inventory(pair: Sandbox, path: Path) -> Path:
+    """The first host as a hand-written inventory that asks ssh not to check host keys, without
+    connection sharing (every run makes a fresh connection, so every run checks the key)."""
+    inv = yaml.safe_load(Path(pair.inventory).read_text(encoding="utf-8"))
+    group = inv["all"]["children"]["sandbox"]
+    name = pair.state["hosts"][0]["name"]
+    group["hosts"] = {name: group["hosts"][name]}
+    group["vars"]["ansible_ssh_common_args"] = (
+        "-o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o ControlPath=none")
+    path.write_text(yaml.safe_dump(inv), encoding="utf-8")
+    return path
+
+
+def _fingerprint(pair: Sandbox, host: str) -> str:
+    out = pair.exec(host, "ssh-keygen", "-l", "-E", "sha256", "-f",
+                    "/etc/ssh/ssh_host_ed25519_key.pub").stdout
+    return out.split()[1]
+
+
+def test_unknown_and_changed_host_keys_are_refused_until_trusted(
+        pair: Sandbox, tmp_path: Path) -> None:
+    inv = str(_old_style_inventory(pair, tmp_path / "hosts.yml"))
+    first = pair.state["hosts"][0]["name"]
+    # Unknown key: refused although the inventory says StrictHostKeyChecking=no.
+    proc = pair.gpuforge("facts", "-i", inv)
+    assert proc.returncode == 4, proc.stderr
+    assert "Host key verification failed" in proc.stderr
+    assert "gpuforge hosts trust" in proc.stderr
+    # trust shows the host's real fingerprint; without a terminal it records only with --yes.
+    proc = pair.gpuforge("hosts", "trust", "-i", inv, stdin=subprocess.DEVNULL)
+    assert proc.returncode == 3, proc.stderr
+    assert _fingerprint(pair, first) in proc.stderr and "--yes" in proc.stderr
+    assert pair.gpuforge("facts", "-i", inv).returncode == 4
+    proc = pair.gpuforge("hosts", "trust", "-i", inv, "--limit", first, "--yes")
+    assert proc.returncode == 0, proc.stderr
+    proc = pair.gpuforge("facts", "-i", inv)
+    assert proc.returncode == 0, proc.stderr
+    # The host's key changes (someone poses as it, or it was reinstalled): refused again.
+    cname = pair.container(first)
+    swap = ("mkdir -p /root/hostkeys && cp -a /etc/ssh/ssh_host_* /root/hostkeys/ && "
+            "rm -f /etc/ssh/ssh_host_* && ssh-keygen -A && systemctl restart ssh")
+    restore = "cp -a /root/hostkeys/. /etc/ssh/ && systemctl restart ssh"
+    assert pair.exec(first, "sh", "-c", swap).returncode == 0
+    try:
+        proc = pair.gpuforge("facts", "-i", inv)
+        assert proc.returncode == 4, proc.stderr
+        assert "REMOTE HOST IDENTIFICATION HAS CHANGED" in proc.stderr \
+            or "Host key verification failed" in proc.stderr
+        assert "gpuforge hosts trust" in proc.stderr
+        # trust names the change and replaces nothing without --replace.
+        proc = pair.gpuforge("hosts", "trust", "-i", inv, "--yes")
+        assert proc.returncode == 3 and "differs" in proc.stderr, proc.stderr
+        assert "(changed)" in proc.stderr
+    finally:
+        assert subprocess.run(["podman", "exec", cname, "sh", "-c", restore],
+                              capture_output=True, check=False).returncode == 0
+    # Its own key back: the recorded key is accepted again.
+    proc = pair.gpuforge("facts", "-i", inv)
+    assert proc.returncode == 0, proc.stderr

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import sqlite3
 import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Callable
@@ -19,7 +21,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.sandbox import Sandbox, cli_env
+from tests.sandbox import GPUFORGE, Sandbox, cli_env
 
 pytestmark = [pytest.mark.sandbox, pytest.mark.slow, pytest.mark.llama_build]
 
@@ -100,6 +102,36 @@ def _is_sqlite(path: Path) -> bool:
         return fh.read(16) == b"SQLite format 3\x00"
 
 
+def _state_texts(state: Path) -> dict[str, str]:
+    """Every file under the state dir as text, sqlite databases as their rows (excluding
+    the sandbox's own key files, which hold its key on purpose)."""
+    keys = state / "sandbox-keys"
+    files = [p for p in state.rglob("*") if p.is_file() and keys not in p.parents]
+    texts = {str(p): p.read_bytes().decode("utf-8", "replace") for p in files}
+    dumped = 0
+    dbs = [p for p in files if _is_sqlite(p)]
+    assert dbs, "no run database found under the state dir"
+    for db in dbs:
+        with sqlite3.connect(db) as con:
+            for (table,) in con.execute("SELECT name FROM sqlite_master WHERE type='table'"):
+                rows = con.execute(f'SELECT * FROM "{table}"').fetchall()
+                texts[f"{db}:{table}"] = repr(rows)
+                dumped += len(rows)
+    assert dumped, "no run database rows to search"
+    return texts
+
+
+def _controller_args() -> str:
+    """The controller's process list, as `ps -eo args` shows it (read from /proc)."""
+    lines = []
+    for path in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            lines.append(path.read_bytes().replace(b"\0", b" ").decode("utf-8", "replace"))
+        except OSError:
+            continue
+    return "\n".join(lines)
+
+
 @pytest.mark.timeout(300, func_only=True)
 def test_canary_secrets_appear_nowhere(served: Served, tmp_path: Path) -> None:
     box = served.box
@@ -111,23 +143,96 @@ def test_canary_secrets_appear_nowhere(served: Served, tmp_path: Path) -> None:
     state = Path(box.env["GPUFORGE_STATE_DIR"])
     artifacts = [p for p in (state / "artifacts").rglob("*") if p.is_file()]
     assert artifacts, "the runs kept no artifacts to search"
-    texts = {str(p): p.read_bytes().decode("utf-8", "replace") for p in artifacts}
-    dumped = 0
-    dbs = [p for p in state.rglob("*") if p.is_file() and _is_sqlite(p)]
-    assert dbs, "no run database found under the state dir"
-    for db in dbs:
-        with sqlite3.connect(db) as con:
-            for (table,) in con.execute("SELECT name FROM sqlite_master WHERE type='table'"):
-                rows = con.execute(f'SELECT * FROM "{table}"').fetchall()
-                texts[f"{db}:{table}"] = repr(rows)
-                dumped += len(rows)
-    assert dumped, "no run database rows to search"
+    texts = _state_texts(state)
     texts.update({f"output#{i}": t for i, t in enumerate(served.outputs)})
     # The sandbox's own key (its inventory's gateway_api_key_file) is a secret too.
-    key_file = state / "sandbox" / box.name / "api-key"
+    key_file = state / "sandbox-keys" / box.name / "api-key"
     for canary in [*served.canaries, key_file.read_text(encoding="utf-8").strip()]:
         leaks = [where for where, text in texts.items() if canary in text]
         assert not leaks, f"canary {canary[:14]}... leaked into {leaks}"
+
+
+@pytest.mark.timeout(1800, func_only=True)
+def test_sigkill_mid_apply_leaves_no_canary_anywhere(served: Served, tmp_path: Path) -> None:
+    """gpuforge killed with SIGKILL while a task runs on the host, with canary API keys
+    (a key list), HF token and a vault value: no process list on the controller or the host
+    ever shows one, ansible-playbook stops with gpuforge (parent-death signal), and no file
+    under the state dir (artifacts, history database, anything) holds one: they were kept
+    out from the start, not scrubbed after a run that never ended."""
+    box = served.box
+    tag = uuid.uuid4().hex
+    keys = [f"gfkill-key-a-{tag}", f"gfkill-key-b-{tag}"]
+    hf, vaulted = f"hf_gfkill{tag}", f"gfkill-vault-{tag}"
+    password = tmp_path / "vault-pass"
+    password.write_text(f"pw-{tag}\n", encoding="utf-8")
+    password.chmod(0o600)
+    encrypted = subprocess.run(
+        [str(Path(sys.executable).parent / "ansible-vault"), "encrypt_string",
+         "--vault-password-file", str(password), vaulted, "--name", "model_store_hf_token"],
+        capture_output=True, text=True, check=True).stdout
+    extra = tmp_path / "vaulted"
+    (extra / "group_vars").mkdir(parents=True)
+    (extra / "hosts.yml").write_text(f"all:\n  hosts:\n    {served.host}:\n", encoding="utf-8")
+    (extra / "group_vars" / "all.yml").write_text(encrypted, encoding="utf-8")
+    env = {**box.env, "GPUFORGE_API_KEYS": ",".join(keys), "HF_TOKEN": hf,
+           "ANSIBLE_VAULT_PASSWORD_FILE": str(password)}
+    canaries = [*keys, ",".join(keys), hf, vaulted]
+    cname = box.container(served.host)
+    proc = subprocess.Popen(
+        [*GPUFORGE, "apply", "-i", box.inventory, "-i", str(extra), "--profile", "cpu-llm",
+         "--yes", "--json"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        text=True, start_new_session=True)
+    seen: list[str] = []
+    killed = False
+    deadline = time.monotonic() + 900  # a bound on the wait, not a speed check
+    try:
+        while proc.poll() is None and time.monotonic() < deadline:
+            host_ps = subprocess.run(["podman", "exec", cname, "ps", "-eo", "args"],
+                                     capture_output=True, text=True, check=False).stdout
+            seen += [host_ps, _controller_args()]
+            # A module running on the host as root through become: the run is in a task.
+            if "BECOME-SUCCESS" in host_ps:
+                os.kill(proc.pid, signal.SIGKILL)  # gpuforge alone, as a user's kill -9
+                killed = True
+                break
+    finally:
+        if not killed:
+            proc.kill()
+        out, err = proc.communicate()
+    assert killed, f"no task was seen running on the host; the run ended: {err[-2000:]}"
+    # ansible-playbook got SIGTERM when gpuforge died: none is left for this inventory.
+    until = time.monotonic() + 120
+    while box.inventory in _controller_args() and time.monotonic() < until:
+        time.sleep(0.5)
+    assert box.inventory not in _controller_args(), "ansible-playbook outlived gpuforge"
+    texts = _state_texts(Path(box.env["GPUFORGE_STATE_DIR"]))
+    assert any(Path(where).name == "command" for where in texts), "the run wrote no artifacts"
+    texts.update({"stdout": out, "stderr": err})
+    texts.update({f"ps#{i}": t for i, t in enumerate(seen)})
+    for canary in canaries:
+        leaks = [where for where, text in texts.items() if canary in text]
+        assert not leaks, f"canary {canary[:16]}... leaked into {leaks[:5]}"
+
+    # The lock died with gpuforge: an apply with the module's env converges the host back.
+    rc, _, aerr = _apply(served)
+    assert rc == 0, aerr
+
+    # validate hands the key to its check through a 0600 file: never in the host's ps.
+    sampler = ("rm -f /tmp/gf-ps.log /tmp/gf-ps.stop; while [ ! -e /tmp/gf-ps.stop ]; do "
+               "ps -eo args >> /tmp/gf-ps.log; sleep 0.02; done")
+    subprocess.run(["podman", "exec", "-d", cname, "sh", "-c", sampler], check=True)
+    try:
+        rc, data, verr = _validate(served)
+    finally:
+        _sh(served, "touch /tmp/gf-ps.stop")
+    assert rc == 0, verr
+    assert _checks(data)["gateway.chat"]["status"] == "pass"
+    log = _sh(served, "cat /tmp/gf-ps.log; rm -f /tmp/gf-ps.log /tmp/gf-ps.stop").stdout
+    assert "measure_chat.py" in log, "the sampler never saw the chat check run"
+    assert "--api-key-file" in log
+    assert box.env["GPUFORGE_API_KEY"] not in log
+    assert _sh(served, "ls /tmp/gpuforge-validate-* 2>/dev/null").stdout == "", \
+        "validate left its key file behind"
 
 
 @pytest.mark.timeout(600, func_only=True)

@@ -252,3 +252,55 @@ def test_vault_values_are_secrets(tmp_path: Path) -> None:
         proc = subprocess.run([sys.executable, "-c", script, str(inv)], env=env,
                               capture_output=True, text=True, check=False)
         assert proc.stdout.strip().splitlines()[-1:] == [expected], proc.stderr[-2000:]
+
+
+def test_sigkilled_gpuforge_leaves_no_secret_and_no_ansible_running(
+        tmp_path: Path, state_dir: Path) -> None:
+    """kill -9 of gpuforge mid-task: ansible-playbook stops too (parent-death signal), and
+    nothing it left behind holds the secret (no post-run scrub ever ran)."""
+    import os
+    import signal
+    import subprocess
+
+    marker = f"{os.getpid() % 1000 + 131}"
+    tasks = f"""
+    - name: Use the secret, then sleep in the task
+      ansible.builtin.shell: "test -n \\"$HF_TOKEN\\" && sleep {marker}"
+      environment:
+        HF_TOKEN: "{{{{ lookup('ansible.builtin.env', 'HF_TOKEN') }}}}"
+      no_log: true
+      changed_when: false
+    - name: Never reached
+      ansible.builtin.file:
+        path: "{tmp_path / 'reached'}"
+        state: touch
+"""
+    playbook = write_playbook(tmp_path, tasks)
+    inventory = write_local_inventory(tmp_path, ("h1",))
+    code = ("import sys; from pathlib import Path; "
+            "from toolkit.runner import RunRequest, run_playbook; "
+            "run_playbook(RunRequest(playbook=Path(sys.argv[1]), "
+            "inventories=[Path(sys.argv[2])]), ident='t9')")
+    env = {**os.environ, "HF_TOKEN": CANARY, "GPUFORGE_STATE_DIR": str(state_dir)}
+    proc = subprocess.Popen([sys.executable, "-c", code, str(playbook), str(inventory)],
+                            env=env)
+    needle = f"sleep\x00{marker}".encode()
+    try:
+        while not any(needle in _read(p) for p in Path("/proc").glob("[0-9]*/cmdline")):
+            assert proc.poll() is None, "the run ended before its task started"
+            time.sleep(0.2)
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+        ours = [p for p in Path("/proc").glob("[0-9]*/cmdline")
+                if str(playbook).encode() in _read(p)]
+        deadline = time.monotonic() + 120  # a bound on the wait, not a speed check
+        while any(p.exists() for p in ours) and time.monotonic() < deadline:
+            time.sleep(0.2)  # ansible-playbook got SIGTERM from the kernel: it stops
+        assert ours and not any(p.exists() for p in ours), "ansible-playbook outlived gpuforge"
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert not (tmp_path / "reached").exists()
+    files = [p for p in state_dir.rglob("*") if p.is_file()]
+    assert any(p.name == "command" for p in files), "runner wrote its artifacts"
+    assert not [p for p in files if CANARY in p.read_text(errors="replace")]
