@@ -76,7 +76,15 @@ def test_client_accepts_the_pinned_certificate_and_refuses_another(
         request(url, "/models", KEY, ca_file=str(other))
     with pytest.raises(CertificateRefused):  # the system store does not know it either
         request(url, "/models", KEY, verify=True)
-    assert _Gateway.seen_keys == [f"Bearer {KEY}"]  # the key went only where it verified
+    # A pinned certificate need not name the address used (an inventory's ansible_host).
+    localhost = url.replace("127.0.0.1", "localhost")
+    with pytest.raises(CertificateRefused):
+        request(localhost, "/models", KEY, ca_file=str(cert))
+    assert request(localhost, "/models", KEY, ca_file=str(cert), pinned=True)[0] == 200
+    with pytest.raises(CertificateRefused):
+        request(localhost, "/models", KEY, ca_file=str(other), pinned=True)
+    # The key went only where the certificate verified.
+    assert _Gateway.seen_keys == [f"Bearer {KEY}"] * 2
 
 
 def test_served_models_is_empty_when_nothing_answers(tmp_path: Path) -> None:

@@ -79,7 +79,8 @@ def describe(inventories: list[Path]) -> list[dict[str, Any]]:
                else os.environ.get("GPUFORGE_API_KEY", ""))
         ca_file, trust = trust_anchor(name, host_vars)
         try:
-            models = served_models(url, key, verify=True, ca_file=ca_file) if key else []
+            models = (served_models(url, key, verify=True, ca_file=ca_file,
+                                    pinned=trust.startswith("pinned")) if key else [])
         except CertificateRefused as exc:
             raise GpuforgeError(
                 f"host {name}: the gateway at {url} presented a certificate that does not "

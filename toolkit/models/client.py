@@ -14,10 +14,13 @@ class CertificateRefused(Exception):
     """The gateway's TLS certificate did not verify against the trust anchor given."""
 
 
-def _context(verify: bool, ca_file: str | None = None) -> ssl.SSLContext:
+def _context(verify: bool, ca_file: str | None = None, pinned: bool = False) -> ssl.SSLContext:
     if ca_file:
-        # A private CA, or the self-signed certificate the gateway role generated (pinned).
-        return ssl.create_default_context(cafile=ca_file)
+        # A private CA, or the self-signed certificate the gateway role generated (pinned: only
+        # that certificate's key verifies, so the name in the URL need not be one of its names).
+        context = ssl.create_default_context(cafile=ca_file)
+        context.check_hostname = not pinned
+        return context
     if verify:
         return ssl.create_default_context()
     # Only for a gateway on this machine's loopback that gpuforge has just created (the demo).
@@ -28,7 +31,7 @@ def _context(verify: bool, ca_file: str | None = None) -> ssl.SSLContext:
 
 
 def request(base_url: str, path: str, key: str | None, body: dict[str, Any] | None = None,
-            *, verify: bool = False, ca_file: str | None = None,
+            *, verify: bool = False, ca_file: str | None = None, pinned: bool = False,
             timeout: float = 60) -> tuple[int, dict[str, Any]]:
     """(HTTP status, decoded JSON body) of one call; HTTP errors are returned, not raised.
 
@@ -41,7 +44,7 @@ def request(base_url: str, path: str, key: str | None, body: dict[str, Any] | No
     req = urllib.request.Request(base_url.rstrip("/") + path, data=data, headers=headers,
                                  method="POST" if body is not None else "GET")
     try:
-        with urllib.request.urlopen(req, context=_context(verify, ca_file),
+        with urllib.request.urlopen(req, context=_context(verify, ca_file, pinned),
                                     timeout=timeout) as resp:
             return int(resp.status), json.loads(resp.read() or b"{}")
     except urllib.error.HTTPError as exc:
@@ -57,11 +60,11 @@ def request(base_url: str, path: str, key: str | None, body: dict[str, Any] | No
 
 
 def served_models(base_url: str, key: str, *, verify: bool = False,
-                  ca_file: str | None = None) -> list[str]:
+                  ca_file: str | None = None, pinned: bool = False) -> list[str]:
     """The gateway's model names; [] when it does not answer. CertificateRefused propagates."""
     try:
         status, body = request(base_url, "/models", key, verify=verify, ca_file=ca_file,
-                               timeout=10)
+                               pinned=pinned, timeout=10)
     except (OSError, ValueError):
         return []
     if status != 200:
