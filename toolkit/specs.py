@@ -212,7 +212,9 @@ def check_rules(host: str, hostvars: Mapping[str, SourcedValue], role: str,
     present = {n: hostvars[n] for n in options if n in hostvars}
     if not present:
         return []  # the role is not configured on this host
-    values = {n: _plain(sv.value) for n, sv in present.items()}
+    # A vaulted value stands in as an opaque string: comparing it would decrypt it.
+    values = {n: "<vault-encrypted>" if is_vaulted(sv.value) else _plain(sv.value)
+              for n, sv in present.items()}
     # Only the presence and equality of values matter here; types were judged above.
     spec = {n: {"type": "raw"} for n in options}
     try:

@@ -176,10 +176,9 @@ CASES: list[Case] = [
     Case("llama-instance-port", gv("llama_cpp_instances:\n  - {name: a, model: m, port: 99999}\n"),
          ("h1: llama_cpp_instances[0].port: is 99999, out of range", "{inv}/group_vars/all.yml")),
     # --- vault, with and without a password ---
-    Case("vault-inline-no-password", {"hosts.yml": HOSTS, "group_vars/all.yml": ""},
-         ("h1: validate_api_key is vault-encrypted", "{inv}/group_vars/all.yml",
-          "ANSIBLE_VAULT_PASSWORD_FILE"), code=5,
-         setup=_vault("right", "validate_api_key", "k")),
+    Case("vault-inline-no-password-wrong-type", {"hosts.yml": HOSTS, "group_vars/all.yml": ""},
+         ("h1: gateway_api_keys: is vault-encrypted but must be of type list",
+          "{inv}/group_vars/all.yml"), setup=_vault("right", "gateway_api_keys", "k")),
     Case("vault-inline-wrong-password", {"hosts.yml": HOSTS, "group_vars/all.yml": ""},
          ("h1: validate_api_key: cannot be decrypted", "{inv}/group_vars/all.yml"),
          env={"ANSIBLE_VAULT_PASSWORD_FILE": "{inv}/wrong.pw"},
@@ -356,6 +355,23 @@ def test_bad_input_is_named_with_its_exit_code(
         assert _fill(expected, inv) in err, err
     for secret in case.absent:
         assert secret not in out and secret not in err, "a secret reached the output"
+
+
+def test_inline_vault_without_password_is_judged_encrypted(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """CI's check stage has no vault password: an inline !vault value (once a crash, exit 1)
+    is judged still encrypted, secret-named and in cross-field rules alike."""
+    inv = tmp_path / "inv"
+    (inv / "group_vars").mkdir(parents=True)
+    (inv / "hosts.yml").write_text(HOSTS)
+    monkeypatch.setenv("GPUFORGE_STATE_DIR", str(tmp_path / "state"))
+    monkeypatch.delenv("ANSIBLE_VAULT_PASSWORD_FILE", raising=False)
+    _vault("right", "validate_api_key", "k")(inv)
+    with (inv / "group_vars" / "all.yml").open("a") as fh:
+        fh.write("validate_gateway_address: 127.0.0.1\n")
+    assert main(["check", "-i", str(inv / "hosts.yml")]) == 0
+    assert "ok: 1 host(s), no problems" in capsys.readouterr().err
 
 
 def test_campaign_size() -> None:
