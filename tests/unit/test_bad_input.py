@@ -223,6 +223,12 @@ CASES: list[Case] = [
                                                     "hosts2": "Zk8dQ2v9XbR4tL7mN1pW3sY6\n"},
          ("holds hosts2", "looks like a key"), args=("check", "-i", "{inv}"),
          absent=("Zk8dQ2v9XbR4tL7mN1pW3sY6",)),
+    Case("key-in-inventory-dir-for-facts", {"hosts.yml": HOSTS, "token": SECRET + "\n"},
+         ("inventory directory {inv} holds token",), args=("facts", "-i", "{inv}"),
+         absent=(SECRET,)),
+    Case("huge-inventory-for-endpoints", {}, ("{inv}/hosts.yml", "MB"),
+         args=("endpoints", "-i", "{inv}/hosts.yml", "--json"),
+         setup=_sparse("hosts.yml", 30 * 1024 * 1024)),
     Case("pem-in-inventory-dir", {"hosts.yml": HOSTS, "gateway.pem": "x\n"},
          ("holds gateway.pem",), args=("check", "-i", "{inv}")),
     # --- traversal in every name ---

@@ -30,6 +30,11 @@ def inventories_or_default(inventories: list[Path] | None) -> list[Path]:
                 raise InvalidInput(f"inventory {path} does not exist",
                                    hint="pass -i with an inventory file or directory "
                                         "(`gpuforge sandbox up` writes one)")
+        from toolkit.inventory import preflight
+
+        # Every command, not only check: `facts -i DIR` would otherwise hand Ansible a key
+        # file in DIR, and print its content as a host name.
+        preflight(paths)
         return paths
     from toolkit.sandbox.state import default_inventory
 

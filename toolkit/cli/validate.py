@@ -30,6 +30,7 @@ def validate(
     from toolkit.errors import ExitCode
     from toolkit.execute import run_profile
     from toolkit.inventory import resolve
+    from toolkit.names import within
     from toolkit.paths import content_root, state_dir
     from toolkit.profiles import get_profile
     from toolkit.validate import (
@@ -57,7 +58,7 @@ def validate(
     for host in sorted(summary.hosts or resolved.hosts):
         hostvars = {k: v.value for k, v in resolved.hosts.get(host, {}).items()}
         measured: dict[str, Any] | None = None
-        published = results_dir / f"{host}.json"
+        published = within(results_dir, f"{host}.json")  # a host name never leaves it
         if published.is_file():
             measured = json.loads(published.read_text(encoding="utf-8"))
         gpu_host = "gpu_nodes" in resolved.groups.get(host, [])
