@@ -137,6 +137,12 @@ def test_cancel_stops_the_run_quickly(tmp_path: Path, state_dir: Path) -> None:
     assert leftovers == []
 
 
+def _alive(proc_dir: Path) -> bool:
+    """A process that runs (a zombie waiting for its reaper has stopped)."""
+    stat = _read(proc_dir / "stat")
+    return bool(stat) and stat.rsplit(b")", 1)[1].split()[0] != b"Z"
+
+
 def _read(path: Path) -> bytes:
     try:
         return path.read_bytes()
@@ -289,14 +295,14 @@ def test_sigkilled_gpuforge_leaves_no_secret_and_no_ansible_running(
         while not any(needle in _read(p) for p in Path("/proc").glob("[0-9]*/cmdline")):
             assert proc.poll() is None, "the run ended before its task started"
             time.sleep(0.2)
+        ours = [p.parent for p in Path("/proc").glob("[0-9]*/cmdline")
+                if str(playbook).encode() in _read(p)]
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait()
-        ours = [p for p in Path("/proc").glob("[0-9]*/cmdline")
-                if str(playbook).encode() in _read(p)]
         deadline = time.monotonic() + 120  # a bound on the wait, not a speed check
-        while any(p.exists() for p in ours) and time.monotonic() < deadline:
+        while any(_alive(p) for p in ours) and time.monotonic() < deadline:
             time.sleep(0.2)  # ansible-playbook got SIGTERM from the kernel: it stops
-        assert ours and not any(p.exists() for p in ours), "ansible-playbook outlived gpuforge"
+        assert ours and not any(_alive(p) for p in ours), "ansible-playbook outlived gpuforge"
     finally:
         if proc.poll() is None:
             proc.kill()
