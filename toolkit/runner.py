@@ -46,9 +46,6 @@ SECRET_EXEC = Path(__file__).with_name("_secret_exec.py")
 # Host keys gpuforge was told to trust (`gpuforge hosts trust`), checked besides the
 # user's ~/.ssh/known_hosts and the system's.
 KNOWN_HOSTS = "known_hosts"
-# ansible.cfg's ssh_args: kept when the runner adds the known hosts files.
-SSH_ARGS = ("-o ControlMaster=auto -o ControlPersist=60s -o ServerAliveInterval=5 "
-            "-o ServerAliveCountMax=3")
 
 
 def is_secret_env(name: str) -> bool:
@@ -111,15 +108,28 @@ def known_hosts_file() -> Path:
     return path
 
 
+def configured_ssh_args() -> str:
+    """The ssh_args the caller's ANSIBLE_SSH_ARGS or our ansible.cfg sets."""
+    import configparser
+
+    if os.environ.get("ANSIBLE_SSH_ARGS"):
+        return os.environ["ANSIBLE_SSH_ARGS"]
+    cfg = configparser.ConfigParser(interpolation=None)
+    cfg.read(content_root() / "ansible.cfg", encoding="utf-8")
+    return cfg.get("ssh_connection", "ssh_args", fallback="")
+
+
 def ssh_args() -> str:
     """ANSIBLE_SSH_ARGS: host keys are checked (an unknown or changed key fails the
     connection) against gpuforge's known_hosts and the system's, and the user's
     ~/.ssh/known_hosts (or the file an inventory names with UserKnownHostsFile).
-    On the command line before any inventory's ssh_common_args, so it wins over an
-    inventory's `StrictHostKeyChecking=no` (ssh keeps the first value it is given)."""
+    First on ssh's command line, before the configured ssh_args and any inventory's
+    ssh_common_args, so it wins over a `StrictHostKeyChecking=no` there (ssh keeps the
+    first value it is given)."""
     files = " ".join([str(known_hosts_file()), "/etc/ssh/ssh_known_hosts",
                       "/etc/ssh/ssh_known_hosts2"])
-    return f"{SSH_ARGS} -o StrictHostKeyChecking=yes -o 'GlobalKnownHostsFile={files}'"
+    return (f"-o StrictHostKeyChecking=yes -o 'GlobalKnownHostsFile={files}' "
+            f"{configured_ssh_args()}").strip()
 
 
 @dataclass

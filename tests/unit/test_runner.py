@@ -310,3 +310,17 @@ def test_sigkilled_gpuforge_leaves_no_secret_and_no_ansible_running(
     files = [p for p in state_dir.rglob("*") if p.is_file()]
     assert any(p.name == "command" for p in files), "runner wrote its artifacts"
     assert not [p for p in files if CANARY in p.read_text(errors="replace")]
+
+
+def test_ssh_args_check_host_keys_first_and_keep_the_configured_ones(
+        state_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from toolkit.runner import ssh_args
+
+    monkeypatch.delenv("ANSIBLE_SSH_ARGS", raising=False)
+    args = ssh_args()
+    assert args.startswith("-o StrictHostKeyChecking=yes -o 'GlobalKnownHostsFile=")
+    assert str(state_dir / "known_hosts") in args and "ControlPersist=60s" in args
+    monkeypatch.setenv("ANSIBLE_SSH_ARGS", "-o StrictHostKeyChecking=no -o Compression=yes")
+    args = ssh_args()
+    assert args.index("StrictHostKeyChecking=yes") < args.index("StrictHostKeyChecking=no")
+    assert args.endswith("-o Compression=yes")
