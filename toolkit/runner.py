@@ -43,6 +43,7 @@ ENV_ALLOW_PREFIXES = ("ANSIBLE_", "LC_", "GPUFORGE_", "MOLECULE_")
 SECRET_ENV = frozenset({"HF_TOKEN", "GPUFORGE_API_KEY", "GPUFORGE_API_KEYS"})
 # Starts ansible-playbook with the secret env read from a 0600 file (see its docstring).
 SECRET_EXEC = Path(__file__).with_name("_secret_exec.py")
+SECRET_ENV_FILE = "secret-env.json"
 # Host keys gpuforge was told to trust (`gpuforge hosts trust`), checked besides the
 # user's ~/.ssh/known_hosts and the system's.
 KNOWN_HOSTS = "known_hosts"
@@ -218,6 +219,7 @@ def run_playbook(
     cancel = cancel or threading.Event()
     tmp_root = state_dir() / "tmp"
     tmp_root.mkdir(parents=True, exist_ok=True)
+    remove_stale_secret_files(tmp_root)
     private = Path(tempfile.mkdtemp(prefix=f"run-{ident}-", dir=tmp_root))
     artifacts = state_dir() / "artifacts"
     envvars = {**base_envvars(), **request.envvars}
@@ -329,12 +331,24 @@ def hide_secret_env(config: Any, private: Path) -> None:
     if secret_env:
         for key in secret_env:
             del config.env[key]
-        path = private / "secret-env.json"
+        path = private / SECRET_ENV_FILE
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             json.dump(secret_env, fh)
         target = str(path)
     config.command = [sys.executable, str(SECRET_EXEC), target, "--", *config.command]
+
+
+def remove_stale_secret_files(tmp_root: Path, age_s: float = 60.0) -> list[Path]:
+    """Secret env files a killed gpuforge left behind: the wrapper deletes each within
+    milliseconds of its start, so one older than a minute belongs to no live run."""
+    removed = []
+    for path in tmp_root.glob(f"run-*/{SECRET_ENV_FILE}"):
+        with contextlib.suppress(OSError):
+            if time.time() - path.stat().st_mtime > age_s:
+                path.unlink()
+                removed.append(path)
+    return removed
 
 
 def _children_map() -> dict[int, list[int]]:

@@ -324,3 +324,17 @@ def test_ssh_args_check_host_keys_first_and_keep_the_configured_ones(
     args = ssh_args()
     assert args.index("StrictHostKeyChecking=yes") < args.index("StrictHostKeyChecking=no")
     assert args.endswith("-o Compression=yes")
+
+
+def test_a_secret_file_left_by_a_killed_run_is_removed_by_the_next(tmp_path: Path) -> None:
+    import os
+
+    from toolkit.runner import remove_stale_secret_files
+
+    stale, live = tmp_path / "run-1-a" / "secret-env.json", tmp_path / "run-2-b" / "secret-env.json"
+    for path in (stale, live):
+        path.parent.mkdir()
+        path.write_text("{}")
+    os.utime(stale, (time.time() - 3600, time.time() - 3600))
+    assert remove_stale_secret_files(tmp_path) == [stale]
+    assert live.exists() and not stale.exists()
