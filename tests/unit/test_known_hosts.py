@@ -103,3 +103,17 @@ def test_trust_asks_first_and_without_a_terminal_needs_yes(
     assert recorded("10.0.0.5", known) == {key}
     assert main(["hosts", "trust", "-i", str(inv)]) == 0  # already known: nothing to ask
     assert "already recorded" in capsys.readouterr().err
+
+
+def test_sandbox_keys_move_out_of_the_inventory_directory(tmp_path: Path) -> None:
+    """A sandbox made by an older gpuforge kept its keys beside its inventory: the next
+    `sandbox up` moves them to sandbox-keys/NAME (the same key, so clients keep working)."""
+    from toolkit.sandbox.hosts import ensure_api_key
+
+    legacy = tmp_path / "sandbox" / "sb"
+    legacy.mkdir(parents=True)
+    (legacy / "api-key").write_text("legacy-key-0123456789abcdef0123456789\n")
+    path = ensure_api_key(tmp_path / "sandbox-keys" / "sb")
+    assert path == tmp_path / "sandbox-keys" / "sb" / "api-key"
+    assert path.read_text().strip() == "legacy-key-0123456789abcdef0123456789"
+    assert not (legacy / "api-key").exists()
