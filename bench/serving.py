@@ -40,9 +40,11 @@ def post(base, path, body, key):
     with urllib.request.urlopen(req, timeout=300, context=ctx) as r:
         data = json.loads(r.read())
     return time.perf_counter() - t0, data
-sides = {"direct": (cfg["direct"], ""), "gateway": (cfg["gateway"], cfg["key"])}
+# The runtime's own key (what the gateway sends it), read here by root, never passed along.
+runtime_key = open(cfg["runtime_key_file"]).read().strip() if cfg.get("runtime_key_file") else ""
+sides = {"direct": (cfg["direct"], runtime_key), "gateway": (cfg["gateway"], cfg["key"])}
 if cfg.get("hand"):
-    sides["by hand"] = (cfg["hand"], "")
+    sides["by hand"] = (cfg["hand"], runtime_key)
 out = {s: {"latency": [], "pp": [], "tg": [], "e2e_tg": []} for s in sides}
 prompt = " ".join(["The quick brown fox jumps over the lazy dog."] * 12)
 for r in range(cfg["rounds"]):
@@ -111,7 +113,8 @@ def main() -> None:
     else:
         result["llama_bench"] = f"absent: {bench_bin} (not a real llama.cpp build)"
     cfg = {"direct": desc["upstream"], "gateway": f"https://127.0.0.1:{gw.get('port', 443)}",
-           "key": key, "model": desc["name"], "rounds": args.rounds}
+           "key": key, "model": desc["name"], "rounds": args.rounds,
+           "runtime_key_file": desc.get("api_key_file", "")}
     # The same binary and flags started by hand (root, no unit, no sandbox) on a spare port:
     # what a person tuning llama-server themselves would get on this host.
     hand = [*argv]
