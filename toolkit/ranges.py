@@ -26,6 +26,12 @@ RANGES: dict[str, Bound] = {
     "gateway_rate_limit_rps": POSITIVE,
     "gateway_rate_limit_burst": NON_NEGATIVE,
     "gateway_tls_days": (1, 3650),
+    "gateway_rate_limit_keyless_rpm": POSITIVE,
+    "gateway_conn_limit_key": POSITIVE,
+    "gateway_conn_limit_address": POSITIVE,
+    "gateway_max_tokens": POSITIVE,
+    "gateway_hsts_max_age": NON_NEGATIVE,
+    "llama_cpp_n_predict": (-1, None),  # -1: until the context is full
     "llama_cpp_ctx_size": NON_NEGATIVE,  # 0: the model's own
     "llama_cpp_instances.ctx_size": NON_NEGATIVE,
     "llama_cpp_threads": NON_NEGATIVE,  # 0: one per physical core
