@@ -225,7 +225,9 @@ class EventSummariser:
         self._failures: list[Failure] = []
         self._timings: list[TaskTiming] = []
         self._changes: list[Change] = []
-        self._reboot: set[str] = set()
+        # host -> each role's latest <role>_reboot_required fact: a role that rebooted the
+        # host sets its flag back to false, and the host then needs no reboot.
+        self._reboot: dict[str, dict[str, bool]] = {}
         self._warnings: list[str] = []
         self._stats: dict[str, HostCounts] | None = None
 
@@ -286,8 +288,9 @@ class EventSummariser:
 
     def _note_reboot(self, host: str, res: Mapping[str, Any]) -> None:
         facts = res.get("ansible_facts") or {}
-        if any(k.endswith("_reboot_required") and bool(v) for k, v in facts.items()):
-            self._reboot.add(host)
+        for key, value in facts.items():
+            if key.endswith("_reboot_required"):
+                self._reboot.setdefault(host, {})[key] = bool(value)
 
     def _scrub(self, text: str) -> str:
         return scrub(text, self._secrets)
@@ -299,7 +302,8 @@ class EventSummariser:
             hosts = {**hosts, **self._stats}
         return RunSummary(
             hosts=hosts, failures=list(self._failures), timings=list(self._timings),
-            changes=list(self._changes), reboot_required=sorted(self._reboot),
+            changes=list(self._changes),
+            reboot_required=sorted(h for h, flags in self._reboot.items() if any(flags.values())),
             warnings=list(self._warnings))
 
 

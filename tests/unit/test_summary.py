@@ -61,6 +61,20 @@ def test_reboot_required_fact_marks_the_host() -> None:
     assert s.summary().reboot_required == ["gpu1"]
 
 
+def test_reboot_flag_cleared_after_the_role_rebooted_the_host() -> None:
+    # nvidia_driver sets the flag, reboots (nvidia_driver_reboot_ok) and clears it; another
+    # role's flag on another host stays.
+    s = EventSummariser()
+    for host, key, value in [("gpu1", "nvidia_driver_reboot_required", True),
+                             ("gpu2", "nvidia_driver_reboot_required", True),
+                             ("gpu2", "amd_rocm_reboot_required", True),
+                             ("gpu1", "nvidia_driver_reboot_required", False),
+                             ("gpu2", "nvidia_driver_reboot_required", False)]:
+        s.add(ev("runner_on_ok", host=host, res={"ansible_facts": {key: value}}))
+    assert s.summary().reboot_required == ["gpu2"]
+    assert s.summary().to_dict()["reboot_required"] == ["gpu2"]
+
+
 def test_secrets_are_scrubbed_from_messages_and_task_names() -> None:
     s = EventSummariser(secrets=["hf_SECRETTOKEN123"])
     s.add(ev("runner_on_failed", task="use hf_SECRETTOKEN123",
