@@ -25,11 +25,6 @@ YAML_EXTENSIONS = (".yml", ".yaml", ".json")
 MAX_FILE_BYTES = 10 * 1024 * 1024
 # Values a YAML file may expand to once its aliases are followed ("billion laughs" bound).
 MAX_YAML_NODES = 200_000
-# What Ansible's directory source skips (ansible.cfg defaults: inventory_ignore_extensions
-# and inventory_ignore_patterns).
-IGNORED_SUFFIXES = (".pyc", ".pyo", ".swp", ".bak", "~", ".rpm", ".md", ".txt", ".rst",
-                    ".orig", ".cfg", ".retry")
-IGNORED_NAMES = ("artifacts", "credentials", ".ssh", "group_vars", "host_vars")
 # Files that hold keys, not hosts: Ansible would read each as an INI inventory and turn its
 # content into a host name.
 KEY_NAME_RE = re.compile(
@@ -37,6 +32,10 @@ KEY_NAME_RE = re.compile(
     r"api[-_]?keys?|token|secret|passw|vault[-_]?pass)", re.IGNORECASE)
 KEY_CONTENT_PREFIXES = ("-----BEGIN", "ssh-", "ecdsa-sha2-", "sk-ssh-", "$ANSIBLE_VAULT")
 SECRET_LIKE_RE = re.compile(r"[A-Za-z0-9+/=_-]{20,}")
+# Ansible's IGNORED_ALWAYS and the defaults of inventory_ignore_patterns/_extensions.
+IGNORED_RE = re.compile(r"^\.|^host_vars$|^group_vars$|^vars_plugins$|artifacts|credentials|"
+                        r"\.ssh|(\.pyc|\.pyo|\.swp|\.bak|~|\.rpm|\.md|\.txt|\.rst|\.orig|"
+                        r"\.cfg|\.retry)$")
 
 
 @dataclass(frozen=True)
@@ -76,7 +75,11 @@ def looks_like_key_file(path: Path) -> bool:
 
 
 def _ignored(path: Path) -> bool:
-    return path.name.endswith(IGNORED_SUFFIXES) or path.name in IGNORED_NAMES
+    """What Ansible's directory source skips whatever the configuration: hidden files,
+    group_vars/host_vars and its default ignored extensions and patterns. A key file is
+    not among them: gpuforge refuses it (ansible.cfg also ignores such names, but an
+    inventory read from another working directory would not)."""
+    return bool(IGNORED_RE.search(path.name))
 
 
 def _source_files(path: Path) -> Iterator[Path]:
@@ -94,9 +97,12 @@ def _source_files(path: Path) -> Iterator[Path]:
 
 
 def _vars_tree(base: Path) -> Iterator[Path]:
+    """Every file Ansible may read as group or host variables beside an inventory."""
     for kind in ("group_vars", "host_vars"):
         if (base / kind).is_dir():
-            yield from sorted(p for p in (base / kind).rglob("*") if p.is_file())
+            yield from sorted(p for p in (base / kind).rglob("*")
+                              if p.is_file() and p.suffix in VARS_EXTENSIONS
+                              and not p.name.startswith("."))
 
 
 def _too_big(path: Path) -> None:
