@@ -26,6 +26,8 @@ RANGES: dict[str, Bound] = {
     "gateway_rate_limit_rps": POSITIVE,
     "gateway_rate_limit_burst": NON_NEGATIVE,
     "gateway_tls_days": (1, 3650),
+    "llama_cpp_keep_releases": NON_NEGATIVE,
+    "ollama_keep_releases": NON_NEGATIVE,
     "gateway_rate_limit_keyless_rpm": POSITIVE,
     "gateway_conn_limit_key": POSITIVE,
     "gateway_conn_limit_address": POSITIVE,
@@ -58,6 +60,7 @@ SUFFIX_RANGES: dict[str, Bound] = {
     "_timeout": POSITIVE,
     "_retries": NON_NEGATIVE,
     "_rps": POSITIVE,
+    "_rpm": POSITIVE,
     "_burst": NON_NEGATIVE,
     "_mb": NON_NEGATIVE,
 }

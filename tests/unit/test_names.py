@@ -77,3 +77,32 @@ def test_within_keeps_paths_inside(tmp_path: Path) -> None:
     (tmp_path / "link").symlink_to("/")
     with pytest.raises(InvalidInput, match="leads outside"):
         within(tmp_path, "link", "etc")
+
+
+def test_every_numeric_spec_variable_with_a_port_rate_or_limit_has_a_range() -> None:
+    """A new `*_port`, `*_rps`, `*_rpm`, `*_burst`, `*_timeout` or `*_limit_*` variable in a
+    role's argument spec is covered by toolkit/ranges.py (the one place `check` reads)."""
+    import re
+
+    from toolkit.paths import content_root
+    from toolkit.ranges import bound_of
+    from toolkit.specs import load_entry_points
+
+    wanted = re.compile(r"(_port|_rps|_rpm|_burst|_timeout|_limit_\w+|_max_tokens)$")
+    missing = [name for main in load_entry_points(content_root() / "roles").values()
+               for name, spec in (main.get("options") or {}).items()
+               if spec.get("type") in ("int", "float") and wanted.search(name)
+               and bound_of(name) is None]
+    assert missing == []
+
+
+def test_ranges_name_the_bound() -> None:
+    from toolkit.ranges import range_problem, range_problems
+
+    assert range_problem("gateway_port", 0) == "is 0, out of range (must be from 1 to 65535)"
+    assert range_problem("gateway_port", 443) is None
+    assert range_problem("gateway_port", "{{ port }}") is None  # judged on the host
+    assert range_problem("some_unknown", -5) is None
+    assert range_problem("gateway_max_body_size", "10m") is None
+    assert range_problems("llama_cpp_instances", [{"port": 8080}, {"port": 0}]) == [
+        ("llama_cpp_instances[1].port", "is 0, out of range (must be from 1 to 65535)")]
