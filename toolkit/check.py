@@ -208,7 +208,8 @@ def input_problems(host: str, hostvars: Mapping[str, SourcedValue]) -> list[Prob
 
 
 # Variables naming a file on the controller that holds secrets (one per line).
-KEY_FILE_VARS = ("gateway_api_key_file",)
+KEY_FILE_VARS = ("gateway_api_key_file", "monitoring_agent_metrics_token_file",
+                 "prometheus_metrics_token_file")
 
 
 def key_file_path(value: Any) -> Path | None:

@@ -52,6 +52,24 @@ def _render(outcome: object, *, plan: bool) -> None:
         err().print(f"cancelled; run {outcome.run_id} recorded as cancelled", markup=False)
 
 
+def _publish_run_metrics(outcome: object, profile: str, inventories: list[Path]) -> None:
+    """Each host's record of this apply for the monitoring host (toolkit/run_metrics.py)."""
+    import time
+
+    from toolkit.check import key_file_secrets
+    from toolkit.execute import Outcome, display_status
+    from toolkit.inventory import resolve
+    from toolkit.run_metrics import apply_records, publish, wanted
+
+    assert isinstance(outcome, Outcome)
+    resolved = resolve(inventories)
+    if outcome.result.cancelled or not wanted(resolved.groups):
+        return
+    publish(inventories, apply_records(
+        outcome.result.summary, profile=profile, status=display_status(outcome.result.status),
+        duration_s=outcome.result.duration_s, now=time.time()), key_file_secrets(resolved))
+
+
 def _run(command: str, profile: str, inventory: list[Path] | None, limit: str | None,
          tags: str | None, as_json: bool, check: bool) -> None:
     from toolkit.console import emit_json
@@ -63,6 +81,8 @@ def _run(command: str, profile: str, inventory: list[Path] | None, limit: str | 
                           inventories=inventories_or_default(inventory), limit=limit,
                           tags=tags, check=check, lock=not check)
     _render(outcome, plan=check)
+    if not check:
+        _publish_run_metrics(outcome, prof.name, inventories_or_default(inventory))
     if as_json:
         emit_json(outcome.to_dict(command, prof.name))
     raise typer.Exit(int(outcome.exit_code))

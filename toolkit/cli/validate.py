@@ -33,6 +33,7 @@ def validate(
     from toolkit.names import within
     from toolkit.paths import content_root, state_dir
     from toolkit.profiles import get_profile
+    from toolkit.run_metrics import publish, validate_records, wanted
     from toolkit.validate import (
         default_thresholds,
         exit_code,
@@ -81,6 +82,14 @@ def validate(
     results_dir.rename(measured_dir)
     (record_dir / f"run-{outcome.run_id}.json").write_text(json.dumps(data, indent=2),
                                                             encoding="utf-8")
+    if wanted(resolved.groups) and not outcome.result.cancelled:
+        import time
+
+        from toolkit.check import key_file_secrets
+
+        publish(inventories, validate_records(
+            checks, profile=profile or "validate", duration_s=outcome.result.duration_s,
+            now=time.time()), key_file_secrets(resolved))
     host_table(f"validate run {outcome.run_id}", table_rows(checks),
                ["host", "check", "result", "measured", "threshold", "why"])
     failed = sum(not c.passed for c in checks)
