@@ -2,6 +2,7 @@
 """Test double for the `ollama` binary (molecule only: the real release is not reachable here).
 
 It speaks the few routes the role relies on (GET /, /api/version, /api/tags, POST /api/create)
+and `ollama --version` (the check a new release passes before it is switched to)
 with Ollama's own environment (OLLAMA_HOST, OLLAMA_MODELS), so the role's packaging, unit,
 sandbox, readiness probes and model import are exercised for real around it.
 """
@@ -11,6 +12,8 @@ import os
 import sys
 import urllib.request
 
+# prepare.yml packs release B with another version here, to see which release serves.
+VERSION = "0.0.0-gpuforge-stub"
 HOST = os.environ.get("OLLAMA_HOST", "127.0.0.1:11434")
 MODELS = os.environ.get("OLLAMA_MODELS", os.path.expanduser("~/.ollama/models"))
 MANIFESTS = os.path.join(MODELS, "manifests", "registry.ollama.ai", "library")
@@ -33,7 +36,7 @@ class Api(http.server.BaseHTTPRequestHandler):
         if self.path == "/":
             self.reply(200, "Ollama is running", "text/plain")
         elif self.path == "/api/version":
-            self.reply(200, {"version": "0.0.0-gpuforge-stub"})
+            self.reply(200, {"version": VERSION})
         elif self.path == "/api/tags":
             models = []
             if os.path.isdir(MANIFESTS):
@@ -79,7 +82,9 @@ if __name__ == "__main__":
     if sys.argv[1:2] == ["serve"]:
         host, port = HOST.rsplit(":", 1)
         http.server.ThreadingHTTPServer((host, int(port)), Api).serve_forever()
+    elif sys.argv[1:] in (["--version"], ["-v"]):
+        print(f"ollama version is {VERSION}")
     elif sys.argv[1:2] == ["create"] and len(sys.argv) == 5 and sys.argv[3] == "-f":
         create(sys.argv[2], sys.argv[4])
     else:
-        sys.exit("usage: ollama serve | ollama create NAME -f MODELFILE")
+        sys.exit("usage: ollama serve | ollama --version | ollama create NAME -f MODELFILE")
