@@ -124,3 +124,20 @@ def test_promtool_checks_the_configuration(tmp_path: Path) -> None:
     assert "SUCCESS: 1 rule files found" in checked.stdout, checked.stdout
     jobs = [j["job_name"] for j in yaml.safe_load(config.read_text())["scrape_configs"]]
     assert jobs == ["prometheus", "node", "runtime", "dcgm"]
+
+
+def test_dashboard_panels_query_prometheus() -> None:
+    """The shipped Grafana dashboard: every panel has a Prometheus query, refIds are unique
+    per panel, and it uses the dashboard's datasource variable (the integration test runs
+    each query against a real Prometheus)."""
+    dashboard = json.loads((ROLE / "files" / "dashboards" / "gpuforge-fleet.json")
+                           .read_text(encoding="utf-8"))
+    assert dashboard["uid"] == "gpuforge-fleet"
+    for panel in dashboard["panels"]:
+        assert panel["targets"], panel["title"]
+        assert all(t["expr"].strip() for t in panel["targets"]), panel["title"]
+        assert panel["datasource"]["uid"] == "${datasource}"
+    exprs = " ".join(t["expr"] for p in dashboard["panels"] for t in p["targets"])
+    for needed in ("llamacpp:tokens_predicted_total", "gpuforge:validate_ttft_seconds",
+                   "DCGM_FI_DEV_GPU_UTIL", "DCGM_FI_DEV_GPU_TEMP", "DCGM_FI_DEV_FB_USED"):
+        assert needed in exprs
