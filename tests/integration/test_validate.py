@@ -1,10 +1,18 @@
 """`gpuforge validate` on a real cpu-llm host: passes when it serves, fails (exit 2, JUnit
-failure) when the runtime is stopped."""
+failure) when the runtime is stopped; the gateway's limits, TLS, certificate pinning,
+sandbox and tested configuration on the same host."""
 
 from __future__ import annotations
 
+import http.client
 import json
+import re
 import secrets
+import shutil
+import socket
+import ssl
+import subprocess
+import time
 from collections.abc import Callable
 from pathlib import Path
 from xml.etree import ElementTree as ET
@@ -12,6 +20,7 @@ from xml.etree import ElementTree as ET
 import pytest
 
 from tests.sandbox import Sandbox
+from toolkit.models.client import answer_text, chat, request
 
 pytestmark = [pytest.mark.sandbox, pytest.mark.slow, pytest.mark.llama_build]
 
@@ -86,3 +95,242 @@ def test_validate_fails_when_the_runtime_is_stopped(served: Sandbox, tmp_path: P
         assert shown["exit_code"] == 2 and shown["status"] == "failed"
     finally:
         served.exec(host, "systemctl", "start", unit)
+
+
+# The gateway on the same serving host (issue 12): limits before the key check, TLS at
+# Mozilla's intermediate level, pinned certificate, sandboxed nginx, tested configuration,
+# runtimes closed to local users. These run after the validate tests (file order): they
+# exhaust rate buckets and restart nothing.
+
+FLOOD = """
+import http.client, ssl, sys
+path, key = sys.argv[1], sys.stdin.read().strip()
+ctx = ssl._create_unverified_context()  # loopback of the host itself; TLS is checked elsewhere
+statuses, conn = [], None
+for _ in range(300):
+    for _attempt in range(3):
+        try:
+            conn = conn or http.client.HTTPSConnection("127.0.0.1", 443, context=ctx)
+            conn.request("GET", path, headers={"Authorization": "Bearer " + key})
+            resp = conn.getresponse()
+            resp.read()
+            statuses.append(resp.status)
+            if resp.getheader("Connection", "").lower() == "close":
+                conn.close(); conn = None
+            break
+        except (OSError, http.client.HTTPException):
+            conn = None
+print(" ".join(map(str, statuses)))
+"""
+
+
+def _host(box: Sandbox) -> str:
+    return str(box.state["hosts"][0]["name"])
+
+
+def _url(box: Sandbox) -> str:
+    return f"https://127.0.0.1:{box.state['hosts'][0]['ports']['443']}/v1"
+
+
+def _flood(box: Sandbox, path: str, key: str) -> list[int]:
+    proc = subprocess.run(["podman", "exec", "-i", box.container(_host(box)), "python3", "-c",
+                           FLOOD, path], input=key, capture_output=True, text=True,
+                          timeout=600, check=False)
+    assert proc.returncode == 0, proc.stderr
+    return [int(s) for s in proc.stdout.split()]
+
+
+def _sandbox_key(box: Sandbox) -> str:
+    path = box.gpuforge("endpoints", "-i", box.inventory, "--json")
+    assert path.returncode == 0, path.stderr
+    (host,) = json.loads(path.stdout)["hosts"].values()
+    return Path(host["api_key_file"]).read_text(encoding="utf-8").strip()
+
+
+def _wait_until_served(box: Sandbox, key: str) -> None:
+    """The previous test restarted the runtime: wait (bounded) until a completion goes through."""
+    for _ in range(60):
+        status, _body = chat(_url(box), key, MODEL, "Say OK.", max_tokens=1, verify=False)
+        if status == 200:
+            return
+        time.sleep(2)
+    pytest.fail(f"no completion through the gateway after the runtime restart (last {status})")
+
+
+MODEL = "smollm2-135m-instruct"
+
+
+def test_gateway_serves_with_hsts_and_caps_max_tokens(served: Sandbox) -> None:
+    key = served.env["GPUFORGE_API_KEY"]
+    _wait_until_served(served, key)
+    status, body = chat(_url(served), key, MODEL, "Name a colour.", max_tokens=8)
+    assert status == 200 and answer_text(body), body
+    status, body = chat(_url(served), key, MODEL, "Count to ten.", max_tokens=100000)
+    assert status == 400, body
+    assert "max_tokens must be an integer from 0 to 4096" in body["error"]["message"]
+    status, body = request(_url(served), "/chat/completions", key,
+                           {"model": MODEL, "messages": [], "n_predict": -1})
+    assert status == 400 and "n_predict" in body["error"]["message"], body
+    conn = http.client.HTTPSConnection("127.0.0.1", served.state["hosts"][0]["ports"]["443"],
+                                       context=ssl._create_unverified_context())
+    conn.request("GET", "/v1/models")
+    resp = conn.getresponse()
+    assert resp.status == 401 and json.loads(resp.read())["error"]["type"] == "invalid_api_key"
+    assert resp.getheader("Strict-Transport-Security") == "max-age=63072000"
+
+
+def test_gateway_tls_is_mozilla_intermediate(served: Sandbox) -> None:
+    if shutil.which("sslscan") is None or shutil.which("openssl") is None:
+        pytest.skip("sslscan and openssl are needed (scripts/setup.sh installs them)")
+    target = f"127.0.0.1:{served.state['hosts'][0]['ports']['443']}"
+    scan = subprocess.run(["sslscan", "--no-colour", target], capture_output=True, text=True,
+                          timeout=300, check=False)
+    assert scan.returncode == 0, scan.stderr
+    out = scan.stdout
+    verdict = [line for line in out.splitlines()
+               if re.match(r"(SSLv\d|TLSv1\.\d)\s+(enabled|disabled)$|Preferred|Accepted", line)]
+    print("sslscan verdict:\n" + "\n".join(verdict))
+    for proto, state in [("SSLv2", "disabled"), ("SSLv3", "disabled"), ("TLSv1.0", "disabled"),
+                         ("TLSv1.1", "disabled"), ("TLSv1.2", "enabled"), ("TLSv1.3", "enabled")]:
+        assert re.search(rf"^{re.escape(proto)}\s+{state}$", out, re.M), (proto, out)
+    suites = re.findall(r"^(?:Preferred|Accepted)\s+(TLSv1\.[23])\s+\d+ bits\s+(\S+)", out, re.M)
+    assert suites, out
+    for proto, suite in suites:
+        assert not re.search(r"CBC|CAMELLIA|ARIA|SHA$|-SHA1?$|RSA-AES|^AES|DHE-RSA|NULL|RC4|3DES",
+                             suite), (proto, suite)
+        assert proto == "TLSv1.3" or suite.startswith("ECDHE-"), suite
+    # No session tickets: a TLS 1.2 handshake gets no ticket.
+    hello = subprocess.run(["openssl", "s_client", "-connect", target, "-tls1_2"],
+                           input="", capture_output=True, text=True, timeout=60, check=False)
+    assert "Protocol  : TLSv1.2" in hello.stdout, hello.stdout
+    assert "session ticket" not in hello.stdout.lower(), hello.stdout
+
+
+def test_gateway_throttles_wrong_keys_and_the_model_list(served: Sandbox) -> None:
+    wrong = _flood(served, "/v1/models", "gf-wrong-" + "0" * 24)
+    print(f"300 wrong-key requests: {wrong.count(401)} x 401, {wrong.count(429)} x 429")
+    assert len(wrong) == 300 and set(wrong) == {401, 429}
+    # At most the keyless burst (10) plus one answer 401, then 429 (a 401 now and then as the
+    # 30/minute rate refills).
+    first = wrong.index(429)
+    assert 1 <= first <= 11 and wrong[:first] == [401] * first
+    assert wrong.count(429) >= 250
+    # A valid key on the model list: the per-key burst (40) plus one, then 429.
+    good = _flood(served, "/v1/models", _sandbox_key(served))
+    print(f"300 valid-key /v1/models requests: {good.count(200)} x 200, {good.count(429)} x 429")
+    first = good.index(429)
+    assert 1 <= first <= 41 and good[:first] == [200] * first
+    assert good.count(429) >= 100 and set(good) == {200, 429}
+
+
+def _hold(port: int, key: str, count: int) -> list[ssl.SSLSocket]:
+    """Requests in progress: headers sent, the body promised but not sent."""
+    ctx = ssl._create_unverified_context()
+    held = []
+    for _ in range(count):
+        sock = ctx.wrap_socket(socket.create_connection(("127.0.0.1", port), timeout=30),
+                               server_hostname="localhost")
+        sock.sendall((f"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\n"
+                      f"Authorization: Bearer {key}\r\nContent-Type: application/json\r\n"
+                      "Content-Length: 1000\r\n\r\n{\"model\":").encode())
+        held.append(sock)
+    return held
+
+
+def _status_until(box: Sandbox, key: str | None, wanted: int) -> int:
+    """GET /v1/models until it answers `wanted` (nginx registers held requests asynchronously)."""
+    status = 0
+    for _ in range(50):
+        status = request(_url(box), "/models", key)[0]
+        if status == wanted:
+            break
+        time.sleep(0.2)
+    return status
+
+
+def test_gateway_caps_concurrent_requests_per_key_and_address(served: Sandbox) -> None:
+    port = int(served.state["hosts"][0]["ports"]["443"])
+    key_a, key_b = served.env["GPUFORGE_API_KEY"], _sandbox_key(served)
+    held = _hold(port, key_a, 16)
+    try:
+        assert _status_until(served, key_a, 429) == 429  # 17th request of key A
+        # Another key still passes (once its bucket, emptied by the flood above, refills).
+        assert _status_until(served, key_b, 200) == 200
+        held += _hold(port, key_b, 16)
+        # 32 in progress from this address: even a keyless request is refused before its 401.
+        assert _status_until(served, None, 429) == 429
+    finally:
+        for sock in held:
+            sock.close()
+    assert _status_until(served, key_a, 200) == 200
+
+
+def _exposure(box: Sandbox, unit: str) -> float:
+    proc = box.exec(_host(box), "systemd-analyze", "security", "--no-pager", unit)
+    match = re.search(r"Overall exposure level for \S+: (\d+\.\d+) (\w+)", proc.stdout)
+    assert match, proc.stdout + proc.stderr
+    print(f"systemd-analyze security {unit}: {match.group(1)} {match.group(2)}")
+    return float(match.group(1))
+
+
+def test_nginx_and_runtimes_are_sandboxed_and_runtimes_need_their_key(served: Sandbox) -> None:
+    host = _host(served)
+    assert _exposure(served, "nginx.service") <= 3.0
+    assert _exposure(served, f"llama-server@{MODEL}.service") <= 3.0
+    dropin = served.exec(host, "systemctl", "show", "nginx", "-p", "DropInPaths",
+                         "-p", "ProtectSystem", "-p", "NoNewPrivileges")
+    assert "gpuforge-hardening.conf" in dropin.stdout and "ProtectSystem=strict" in dropin.stdout
+    # The runtime refuses local users without its key; its health stays open for probes.
+    probe = served.exec(host, "python3", "-c", (
+        "import urllib.request as u, urllib.error as e\n"
+        "for p in ('/health', '/v1/models'):\n"
+        "    try: print(u.urlopen('http://127.0.0.1:8081' + p, timeout=10).status)\n"
+        "    except e.HTTPError as x: print(x.code)\n"))
+    assert probe.stdout.split() == ["200", "401"], probe.stdout + probe.stderr
+    mode = served.exec(host, "stat", "-c", "%a %U %G", "/etc/gpuforge/llama-server/api.key")
+    assert mode.stdout.strip() == "640 root llama-server"
+    ps = served.exec(host, "sh", "-c", "cat /proc/[0-9]*/cmdline | tr '\\0' ' '")
+    key = served.exec(host, "cat", "/etc/gpuforge/llama-server/api.key").stdout.strip()
+    assert key and key not in ps.stdout and "--api-key-file" in ps.stdout
+
+
+def test_endpoints_verifies_the_pinned_certificate(served: Sandbox, tmp_path: Path) -> None:
+    host = _host(served)
+    ok = served.gpuforge("endpoints", "-i", served.inventory, "--json")
+    assert ok.returncode == 0, ok.stderr
+    found = json.loads(ok.stdout)["hosts"][host]
+    assert found["models"] == [MODEL] and found["models_from"] == "gateway"
+    pin = Path(found["tls_verified_with"].removeprefix("pinned certificate "))
+    assert pin.is_file() and pin.parent.name == "gateway-certs"
+    saved = pin.read_bytes()
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+                    "-subj", "/CN=impostor", "-keyout", str(tmp_path / "k"), "-out", str(pin)],
+                   check=True, capture_output=True)
+    try:
+        bad = served.gpuforge("endpoints", "-i", served.inventory, "--json")
+    finally:
+        pin.write_bytes(saved)
+    assert bad.returncode == 4, bad.stderr
+    assert f"host {host}: the gateway at {_url(served)} presented a certificate that does not " \
+           "verify" in bad.stderr and "the API key was not sent" in bad.stderr
+
+
+def test_a_config_nginx_rejects_fails_the_run_and_the_old_one_keeps_serving(
+        served: Sandbox) -> None:
+    host = _host(served)
+    site = "/etc/nginx/conf.d/gpuforge-gateway.conf"
+    before = served.exec(host, "cat", site).stdout
+    host_vars = Path(served.inventory).parent / "host_vars"
+    host_vars.mkdir(exist_ok=True)
+    (host_vars / f"{host}.yml").write_text("gateway_tls_curves: [X25519, no-such-curve]\n")
+    try:
+        proc = served.gpuforge("apply", "-i", served.inventory, "--profile", "cpu-llm",
+                               "--tags", "gateway_configure", "--yes", timeout=1200)
+    finally:
+        (host_vars / f"{host}.yml").unlink()
+    assert proc.returncode == 2, proc.stderr[-3000:]
+    assert "no-such-curve" in proc.stderr and "test failed" in proc.stderr, proc.stderr[-3000:]
+    assert served.exec(host, "cat", site).stdout == before
+    status, body = chat(_url(served), served.env["GPUFORGE_API_KEY"], MODEL, "Say OK.",
+                        max_tokens=4)
+    assert status == 200 and answer_text(body), body
