@@ -31,7 +31,7 @@ def _parse_line(line):
         return None
     parts = [part.strip() for part in match.group("head").split(",")]
     if "/" in parts[0]:  # dkms 3.x: name/version first
-        module, _, version = parts[0].partition("/")
+        module, version = parts[0].split("/", 1)
         rest = parts[1:]
     elif len(parts) >= 2:  # dkms 2.x: name, version
         module, version = parts[0], parts[1]
