@@ -225,8 +225,8 @@ def test_sigkill_mid_apply_leaves_no_canary_anywhere(served: Served, tmp_path: P
         rc, data, verr = _validate(served)
     finally:
         _sh(served, "touch /tmp/gf-ps.stop")
-    assert rc == 0, verr
-    assert _checks(data)["gateway.chat"]["status"] == "pass"
+    # The chat check ran and passed (speed checks depend on the machine's load: not judged).
+    assert rc in (0, 2) and _checks(data)["gateway.chat"]["status"] == "pass", verr
     log = _sh(served, "cat /tmp/gf-ps.log; rm -f /tmp/gf-ps.log /tmp/gf-ps.stop").stdout
     assert "measure_chat.py" in log, "the sampler never saw the chat check run"
     assert "--api-key-file" in log
