@@ -12,8 +12,10 @@ import os
 import sys
 import urllib.request
 
-# prepare.yml packs release B with another version here, to see which release serves.
+# prepare.yml packs release B with another version here, to see which release serves,
+# and a release that runs but never serves (SERVES = False).
 VERSION = "0.0.0-gpuforge-stub"
+SERVES = True
 HOST = os.environ.get("OLLAMA_HOST", "127.0.0.1:11434")
 MODELS = os.environ.get("OLLAMA_MODELS", os.path.expanduser("~/.ollama/models"))
 MANIFESTS = os.path.join(MODELS, "manifests", "registry.ollama.ai", "library")
@@ -80,6 +82,8 @@ def create(name, modelfile):
 
 if __name__ == "__main__":
     if sys.argv[1:2] == ["serve"]:
+        if not SERVES:
+            sys.exit("this stand-in release does not serve")
         host, port = HOST.rsplit(":", 1)
         http.server.ThreadingHTTPServer((host, int(port)), Api).serve_forever()
     elif sys.argv[1:] in (["--version"], ["-v"]):
