@@ -167,6 +167,9 @@ def _workspace(box: Sandbox, root: Path) -> Path:
     group = data["all"]["children"]["sandbox"]["vars"]
     group.pop("ansible_ssh_private_key_file")
     group.pop("gateway_api_key_file")
+    # Nor the sandbox's own known_hosts: the hosts' keys come from the CI system
+    # (SSH_KNOWN_HOSTS), into the state dir's known_hosts that gpuforge checks them against.
+    group["ansible_ssh_common_args"] = "-o LogLevel=ERROR"
     (inv / "hosts.yml").write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
     vaulted = inv / "group_vars" / "all" / "vault.yml"
     vaulted.write_text("base_timesync_enabled: true\n", encoding="utf-8")
@@ -191,8 +194,12 @@ def _secrets(box: Sandbox) -> dict[str, str]:
     group = _sandbox_vars(box)
     api_key = Path(group["gateway_api_key_file"]).read_text(encoding="utf-8").strip()
     ssh_key = Path(group["ansible_ssh_private_key_file"]).read_text(encoding="utf-8")
+    known = re.search(r"UserKnownHostsFile=(\S+)", group["ansible_ssh_common_args"])
+    assert known, group["ansible_ssh_common_args"]
+    known_hosts = Path(known.group(1)).read_text(encoding="utf-8")
+    assert known_hosts.strip(), "the sandbox recorded no host key"
     return {"ANSIBLE_VAULT_PASSWORD": VAULT_PASSWORD, "GPUFORGE_API_KEY": api_key,
-            "SSH_PRIVATE_KEY": ssh_key}
+            "SSH_PRIVATE_KEY": ssh_key, "SSH_KNOWN_HOSTS": known_hosts}
 
 
 def _base_env(box: Sandbox, installed: Installed) -> dict[str, str]:
@@ -302,14 +309,17 @@ def test_gitlab_ci_example_deploys_and_validates(box: Sandbox, installed: Instal
     files.mkdir(mode=0o700)
     # File variables: GitLab writes the value to a file and the variable holds its path.
     vault_file, key_file = files / "ANSIBLE_VAULT_PASSWORD_FILE", files / "SSH_PRIVATE_KEY"
+    known_file = files / "SSH_KNOWN_HOSTS"
     vault_file.write_text(secrets["ANSIBLE_VAULT_PASSWORD"] + "\n", encoding="utf-8")
     key_file.write_text(secrets["SSH_PRIVATE_KEY"], encoding="utf-8")
+    known_file.write_text(secrets["SSH_KNOWN_HOSTS"], encoding="utf-8")
     for path in (vault_file, key_file):
         path.chmod(0o600)
     predefined = {"CI": "true", "GITLAB_CI": "true", "CI_PROJECT_DIR": str(ws),
                   "CI_COMMIT_BRANCH": "main", "CI_DEFAULT_BRANCH": "main"}
     # Project CI/CD variables win over the YAML's `variables:`, as in GitLab.
     project = {"ANSIBLE_VAULT_PASSWORD_FILE": str(vault_file), "SSH_PRIVATE_KEY": str(key_file),
+               "SSH_KNOWN_HOSTS": str(known_file),
                "GPUFORGE_API_KEY": secrets["GPUFORGE_API_KEY"],
                "GPUFORGE_PIP_SPEC": str(installed.wheel),
                # The example's llm-server needs a GPU host: the project variable picks the
