@@ -106,8 +106,17 @@ def _state_texts(state: Path) -> dict[str, str]:
     """Every file under the state dir as text, sqlite databases as their rows (excluding
     the sandbox's own key files, which hold its key on purpose)."""
     keys = state / "sandbox-keys"
-    files = [p for p in state.rglob("*") if p.is_file() and keys not in p.parents]
-    texts = {str(p): p.read_bytes().decode("utf-8", "replace") for p in files}
+    texts: dict[str, str] = {}
+    for p in state.rglob("*"):
+        if keys in p.parents or not p.is_file():
+            continue
+        try:
+            texts[str(p)] = p.read_bytes().decode("utf-8", "replace")
+        except FileNotFoundError:
+            # Gone between the listing and the read: SQLite removes a database's -wal once
+            # it is checkpointed into the database, whose rows are searched below.
+            continue
+    files = [Path(p) for p in texts]
     dumped = 0
     dbs = [p for p in files if _is_sqlite(p)]
     assert dbs, "no run database found under the state dir"
