@@ -20,6 +20,37 @@ from toolkit.errors import InvalidInput, PrerequisiteMissing
 from toolkit.names import HOST_RE, name_problem
 
 VARS_EXTENSIONS = ("", ".yml", ".yaml", ".json")
+
+# Connection plugins that reach a host over SSH (its address and port identify it).
+SSH_CONNECTIONS = ("ssh", "ansible.builtin.ssh", "smart", "paramiko", "paramiko_ssh",
+                   "ansible.builtin.paramiko_ssh")
+
+
+@dataclass(frozen=True)
+class Reach:
+    """How and where an inventory host is reached: the one reading of ansible_connection,
+    ansible_host and ansible_port (and their ansible_ssh_* aliases)."""
+
+    connection: str
+    address: str
+    port: int
+
+    @property
+    def ssh(self) -> bool:
+        return self.connection in SSH_CONNECTIONS
+
+
+def reach(name: str, hostvars: Mapping[str, object]) -> Reach:
+    """A host's connection, address (ansible_host, else its name) and port (22 by default,
+    also when the value is not a number: `check` reports that one)."""
+    connection = str(hostvars.get("ansible_connection") or "ssh")
+    address = str(hostvars.get("ansible_host") or hostvars.get("ansible_ssh_host") or name)
+    port_value = hostvars.get("ansible_port") or hostvars.get("ansible_ssh_port")
+    try:
+        port = int(str(port_value)) if port_value is not None else 22
+    except ValueError:
+        port = 22
+    return Reach(connection, address, port)
 YAML_EXTENSIONS = (".yml", ".yaml", ".json")
 # Inventory files are small; a bigger one is a mistake (or an attack) read before anything runs.
 MAX_FILE_BYTES = 10 * 1024 * 1024

@@ -9,16 +9,12 @@ from __future__ import annotations
 import fnmatch
 import os
 import subprocess
-from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 from toolkit.errors import ExitCode, GpuforgeError, PrerequisiteMissing
-from toolkit.inventory import ResolvedInventory
+from toolkit.inventory import ResolvedInventory, reach
 from toolkit.runner import known_hosts_file
-
-SSH_CONNECTIONS = ("ssh", "ansible.builtin.ssh", "smart", "paramiko", "paramiko_ssh",
-                   "ansible.builtin.paramiko_ssh")
 
 
 @dataclass(frozen=True)
@@ -42,11 +38,6 @@ class ScannedKey:
     state: str  # new | known | changed
 
 
-def _value(hostvars: Mapping[str, object], name: str) -> object:
-    found = hostvars.get(name)
-    return getattr(found, "value", None)
-
-
 def matches(host: str, groups: list[str], limit: str | None) -> bool:
     """Ansible-style --limit: names or globs of hosts or groups, separated by , or :."""
     if not limit:
@@ -62,18 +53,11 @@ def targets(resolved: ResolvedInventory, limit: str | None) -> tuple[list[Target
     for host, hostvars in sorted(resolved.hosts.items()):
         if not matches(host, resolved.groups.get(host, []), limit):
             continue
-        connection = str(_value(hostvars, "ansible_connection") or "ssh")
-        if connection not in SSH_CONNECTIONS:
+        where = reach(host, {k: getattr(v, "value", None) for k, v in hostvars.items()})
+        if not where.ssh:
             skipped.append(host)
             continue
-        address = str(_value(hostvars, "ansible_host") or _value(hostvars, "ansible_ssh_host")
-                      or host)
-        port_value = _value(hostvars, "ansible_port") or _value(hostvars, "ansible_ssh_port")
-        try:
-            port = int(str(port_value)) if port_value is not None else 22
-        except ValueError:
-            port = 22
-        found.append(Target(host, address, port))
+        found.append(Target(host, where.address, where.port))
     return found, skipped
 
 

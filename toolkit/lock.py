@@ -28,11 +28,11 @@ class InventoryLocked(GpuforgeError):
 
 def host_key(name: str, hostvars: dict[str, Any]) -> str:
     """What identifies the machine behind an inventory host: how and where it is reached."""
-    connection = str(hostvars.get("ansible_connection") or "ssh")
-    address = str(hostvars.get("ansible_host") or name)
-    if connection in ("ssh", "paramiko", "smart"):
-        return f"ssh:{address}:{hostvars.get('ansible_port') or 22}"
-    return f"{connection}:{address}"
+    from toolkit.inventory import reach
+
+    where = reach(name, hostvars)
+    return (f"ssh:{where.address}:{where.port}" if where.ssh
+            else f"{where.connection}:{where.address}")
 
 
 def hosts_to_lock(inventories: list[Path], limit: str | None = None) -> list[str]:
