@@ -98,8 +98,11 @@ def _in_mount_ns(s: Served, *cmd: str) -> None:
 
 
 def _is_sqlite(path: Path) -> bool:
-    with path.open("rb") as fh:
-        return fh.read(16) == b"SQLite format 3\x00"
+    try:
+        with path.open("rb") as fh:
+            return fh.read(16) == b"SQLite format 3\x00"
+    except FileNotFoundError:  # a -wal checkpointed away since it was read
+        return False
 
 
 def _state_texts(state: Path) -> dict[str, str]:
