@@ -13,6 +13,7 @@ from toolkit.compat_gate import host_compat_problems
 from toolkit.inventory import ResolvedInventory, SourcedValue, resolve
 from toolkit.names import host_problem, name_problem, ollama_problem, relative_path_problem
 from toolkit.paths import content_root
+from toolkit.placement import placement_problems
 from toolkit.profiles import Profile
 from toolkit.ranges import range_problems
 from toolkit.specs import (
@@ -41,6 +42,7 @@ def check_inventory(inventories: list[Path], profile: Profile | None,
         problems.extend(host_compat_problems(host, hostvars))
         problems.extend(key_file_problems(host, hostvars))
         problems.extend(input_problems(host, hostvars))
+    problems.extend(placement_problems(resolved))
     return resolved, problems
 
 

@@ -20,6 +20,7 @@ from toolkit.cli import endpoints as endpoints_cmd
 from toolkit.cli import facts as facts_cmd
 from toolkit.cli import hosts as hosts_cmd
 from toolkit.cli import models as models_cmd
+from toolkit.cli import place as place_cmd
 from toolkit.cli import profiles as profiles_cmd
 from toolkit.cli import report as report_cmd
 from toolkit.cli import runs as runs_cmd
@@ -63,6 +64,7 @@ app.command("profiles")(profiles_cmd.profiles)
 app.command("demo")(demo_cmd.demo)
 app.command("endpoints")(endpoints_cmd.endpoints)
 app.add_typer(models_cmd.app, name="models")
+app.command("place")(place_cmd.place)
 app.command("validate")(validate_cmd.validate)
 app.command("report")(report_cmd.report)
 app.add_typer(runs_cmd.app, name="runs")

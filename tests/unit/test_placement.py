@@ -1,0 +1,207 @@
+"""Placement (`gpuforge place`): recorded facts of several machine shapes, spread, pack, pins and
+refusals naming host, model and shortfall."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from toolkit.cli.app import main
+from toolkit.placement import (
+    HostFacts,
+    ModelNeed,
+    PlacementInputError,
+    place,
+    placement_from_inventory,
+)
+
+# GPU memory as nvidia-smi reports it (MiB): H100 SXM5 80GB, H200 141GB.
+H100 = 81559
+H200 = 143771
+# Model needs in the catalog's units (ram_mb, vram_mb); sizes chosen for the shapes below.
+CATALOG = {
+    "small-cpu": (512, 0),
+    "mid-gpu": (8000, 20000),
+    "large-gpu": (32000, 150000),  # more than one H200: two GPUs of one host
+    "h100-sized": (16000, 70000),
+}
+
+ONE_H100 = HostFacts("h100-1", 256000, (H100,))
+EIGHT_H200 = HostFacts("h200-8", 2000000, (H200,) * 8)
+CPU_16G = HostFacts("cpu-16g", 16000)
+
+
+def need(name: str, replicas: int = 1, hosts: tuple[str, ...] = ()) -> ModelNeed:
+    ram, vram = CATALOG[name]
+    return ModelNeed(name, ram, vram, replicas, hosts)
+
+
+def test_one_h100_takes_one_model_that_fills_it() -> None:
+    result = place([ONE_H100], [need("h100-sized")])
+    assert result.ok
+    (a,) = result.assignments
+    assert (a.host, a.gpus, a.vram_mb) == ("h100-1", (0,), 70000)
+
+
+def test_second_model_on_a_full_h100_is_refused_with_the_shortfall() -> None:
+    result = place([ONE_H100], [need("h100-sized"), need("mid-gpu")])
+    assert not result.ok
+    (refusal,) = result.refusals
+    assert refusal.host == "h100-1" and refusal.model == "mid-gpu"
+    # 81559 - 70000 = 11559 MiB left, 20000 needed.
+    assert "needs 20000 MiB of GPU memory, 11559 MiB free (short 8441 MiB)" in refusal.message
+    assert "host h100-1: model mid-gpu" in refusal.message
+
+
+def test_eight_h200_pack_single_models_onto_the_fullest_gpu() -> None:
+    result = place([EIGHT_H200], [need("mid-gpu"), need("h100-sized"), need("large-gpu")])
+    assert result.ok
+    gpus = {a.model: a.gpus for a in result.assignments}
+    # The model larger than one GPU takes two whole GPUs; the others share one GPU (packed).
+    assert len(gpus["large-gpu"]) == 2
+    assert gpus["h100-sized"] == gpus["mid-gpu"]
+    assert not set(gpus["large-gpu"]) & set(gpus["mid-gpu"])
+
+
+def test_cpu_only_host_serves_cpu_models_and_refuses_gpu_ones() -> None:
+    ok = place([CPU_16G], [need("small-cpu")])
+    assert ok.ok and ok.assignments[0].gpus == ()
+    refused = place([CPU_16G], [need("mid-gpu")])
+    assert [r.message for r in refused.refusals] == [
+        "host cpu-16g: model mid-gpu needs 20000 MiB of GPU memory and has no GPU (replica 1 of 1)"]
+
+
+def test_cpu_host_memory_counts_the_reserve() -> None:
+    # 16000 MB - 1024 reserved = 14976 MB: three models of 4000 MB fit, the fourth does not.
+    result = place([CPU_16G], [ModelNeed(f"m{i}", 4000, 0, 1, ()) for i in range(4)])
+    assert len(result.assignments) == 3
+    assert result.refusals[0].message.startswith(
+        "host cpu-16g: model m3 needs 4000 MB of host memory, 2976 MB free (short 1024 MB)")
+
+
+def test_mixed_fleet_spreads_replicas_and_packs_the_rest() -> None:
+    hosts = [ONE_H100, EIGHT_H200, CPU_16G, HostFacts("cpu-64g", 64000)]
+    result = place(hosts, [need("small-cpu", replicas=3), need("mid-gpu"), need("h100-sized")])
+    assert result.ok
+    small = sorted(a.host for a in result.assignments if a.model == "small-cpu")
+    # Spread: three distinct hosts, the ones with the most host memory.
+    assert small == ["cpu-64g", "h100-1", "h200-8"]
+    # Pack: the single-replica GPU models go to the host with the least GPU room that fits.
+    assert {a.host for a in result.assignments if a.model != "small-cpu"} == {"h100-1",
+                                                                            "h200-8"}
+    assert [a.host for a in result.assignments if a.model == "h100-sized"] == ["h100-1"]
+    assert sorted(result.pools()["small-cpu"]) == small
+
+
+def test_pin_keeps_a_model_on_its_hosts_and_refuses_when_they_are_full() -> None:
+    hosts = [ONE_H100, EIGHT_H200]
+    pinned = place(hosts, [need("mid-gpu", hosts=("h100-1",))])
+    assert [a.host for a in pinned.assignments] == ["h100-1"]
+    refused = place(hosts, [need("large-gpu", hosts=("h100-1",))])
+    assert refused.refusals[0].host == "h100-1"
+    assert "short 68441 MiB" in refused.refusals[0].message
+
+
+def test_more_replicas_than_hosts_is_refused() -> None:
+    result = place([CPU_16G], [need("small-cpu", replicas=2)])
+    assert "wants 2 replicas on distinct hosts; 1 host(s) can take it (cpu-16g)" in \
+        result.refusals[0].message
+
+
+def test_unknown_facts_take_nothing_and_say_so() -> None:
+    result = place([HostFacts("mystery", None)], [need("small-cpu")])
+    assert "its memory is unknown" in result.refusals[0].message
+
+
+def test_inventory_variables_and_recorded_facts() -> None:
+    hostvars = {
+        "a": {"gpuforge_memory_mb": 64000, "gpuforge_placement": [
+            {"model": "mid-gpu", "replicas": 1}, {"model": "small-cpu", "hosts": ["b"]}]},
+        "b": {"gpuforge_memory_mb": 16000, "gpuforge_placement": [
+            {"model": "mid-gpu", "replicas": 1}, {"model": "small-cpu", "hosts": ["b"]}]},
+        "front": {},
+    }
+    groups = {"a": [], "b": [], "front": ["front_gateway"]}
+    # Host a's GPUs come from a `gpuforge facts --json` record (no gpuforge_gpu_count set).
+    recorded = {"a": {"gpus": [{"vendor": "nvidia", "memory_mib": H100}]}}
+    result = placement_from_inventory(hostvars, groups, CATALOG, recorded)
+    assert result.ok
+    assert result.pools() == {"mid-gpu": ["a"], "small-cpu": ["b"]}
+    assert "front" not in {h.name for h in result.hosts}
+
+
+def test_without_a_plan_each_hosts_models_are_checked_where_facts_are_known() -> None:
+    hostvars = {"known": {"gpuforge_memory_mb": 1200, "model_store_models": ["small-cpu"]},
+                "unknown": {"model_store_models": ["large-gpu"]}}
+    result = placement_from_inventory(hostvars, {}, CATALOG)
+    # 1200 - 1024 reserved = 176 MB free for a 512 MB model; the unknown host is not judged.
+    assert [r.host for r in result.refusals] == ["known"]
+
+
+@pytest.mark.parametrize(("variables", "fragment"), [
+    ({"gpuforge_gpu_count": 2}, "gpuforge_gpu_memory_mib (memory of one GPU) is not set"),
+    ({"gpuforge_memory_mb": "lots"}, "gpuforge_memory_mb must be a whole number"),
+    ({"gpuforge_memory_mb": 1, "gpuforge_placement": [{"model": "nope"}]},
+     "model 'nope' is not in the catalog"),
+    ({"gpuforge_memory_mb": 1, "gpuforge_placement": [{"model": "small-cpu", "replicas": 0}]},
+     "replicas must be a whole number >= 1"),
+])
+def test_bad_variables_name_the_variable(variables: dict[str, object], fragment: str) -> None:
+    with pytest.raises(PlacementInputError, match=fragment.replace("(", r"\(")
+                       .replace(")", r"\)")):
+        placement_from_inventory({"h": variables}, {}, CATALOG)
+
+
+def _inventory(tmp_path: Path, placement: str) -> Path:
+    (tmp_path / "hosts.yml").write_text(
+        "all:\n  hosts:\n    small-1:\n      gpuforge_memory_mb: 2048\n"
+        "    small-2:\n      gpuforge_memory_mb: 2048\n"
+        f"  vars:\n    gpuforge_placement: {placement}\n", encoding="utf-8")
+    return tmp_path / "hosts.yml"
+
+
+def test_cli_places_and_prints_json(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    inv = _inventory(tmp_path, "[{model: smollm2-135m-instruct, replicas: 2}]")
+    assert main(["place", "-i", str(inv), "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["ok"] and sorted(doc["pools"]["smollm2-135m-instruct"]) == ["small-1", "small-2"]
+
+
+def test_cli_refuses_overcommit_with_exit_3(tmp_path: Path,
+                                           capsys: pytest.CaptureFixture[str]) -> None:
+    inv = _inventory(tmp_path, "[{model: smollm2-135m-instruct, replicas: 3}]")
+    assert main(["place", "-i", str(inv)]) == 3
+    assert "wants 3 replicas on distinct hosts; 2 host(s)" in capsys.readouterr().err
+    # small-1 with 1500 MB: 1500 - 1024 reserved = 476 MB free, 512 MB needed: short 36 MB.
+    (tmp_path / "hosts.yml").write_text(
+        (tmp_path / "hosts.yml").read_text(encoding="utf-8").replace("replicas: 3",
+                                                                    "replicas: 2")
+        .replace("2048\n    small-2", "1500\n    small-2"), encoding="utf-8")
+    assert main(["place", "-i", str(inv), "--json"]) == 3
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["refusals"] == [{
+        "model": "smollm2-135m-instruct", "host": "small-1",
+        "message": "host small-1: model smollm2-135m-instruct needs 512 MB of host memory, "
+                   "476 MB free (short 36 MB) (replica 2 of 2)"}]
+
+
+def test_cli_bad_variable_is_exit_3(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    inv = _inventory(tmp_path, "[{model: no-such-model}]")
+    assert main(["place", "-i", str(inv)]) == 3
+    err = capsys.readouterr().err
+    assert "placement:" in err and "no-such-model" in err and "Traceback" not in err
+
+
+def test_json_matches_the_contract(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from tests.unit.test_json_contract import documented
+
+    doc = documented("place")
+    inv = _inventory(tmp_path, "[{model: smollm2-135m-instruct, replicas: 2}]")
+    assert main(["place", "-i", str(inv), "--json"]) == 0
+    real = json.loads(capsys.readouterr().out)
+    assert set(real) == set(doc)
+    assert set(real["hosts"]["small-1"]) == set(doc["hosts"]["gpu-a01"])
+    assert set(real["assignments"][0]) == set(doc["assignments"][0])
+    assert set(doc["refusals"][0]) == {"model", "host", "message"}
