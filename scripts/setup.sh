@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
 # Install what gpuforge needs on a fresh Debian/Ubuntu controller, idempotently:
 # podman + runc + debootstrap (sandbox hosts), openssh-client, chromium (report tests),
-# sslscan (the gateway's TLS test), prometheus (promtool: the alert rule tests), the shellcheck that ansible-test sanity runs, and a Python virtual environment in .venv
+# sslscan (the gateway's TLS test), prometheus (promtool: the alert rule tests), mtail (the gateway metrics program test), the shellcheck that ansible-test sanity runs, and a Python virtual environment in .venv
 # with gpuforge and its test tools.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 need_apt=()
-for pkg in podman runc debootstrap openssh-client uidmap sqlite3 chromium rsync curl ca-certificates shellcheck sslscan prometheus; do
+for pkg in podman runc debootstrap openssh-client uidmap sqlite3 chromium rsync curl ca-certificates shellcheck sslscan prometheus mtail; do
   dpkg-query -W -f='${db:Status-Status}' "$pkg" 2>/dev/null | grep -qx installed || need_apt+=("$pkg")
 done
 if [ ${#need_apt[@]} -gt 0 ]; then

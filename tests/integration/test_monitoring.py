@@ -2,12 +2,16 @@
 (Prometheus). Every target is up through the TLS metrics endpoints, llama-server's token
 counter grows after a completion, gpuforge's own run metrics arrive after apply and
 validate, and stopping the runtime fires the runtime-down alert, which resolves after a
-restart."""
+restart. The gateway's own metrics (mtail over its log) count a completion by model, status
+and key id, a 401 and a 429."""
 
 from __future__ import annotations
 
+import hashlib
+import http.client
 import json
 import secrets
+import ssl
 import time
 import urllib.parse
 from collections.abc import Callable
@@ -92,14 +96,15 @@ def test_every_target_is_up(fleet: dict[str, Any]) -> None:
 
     def targets() -> list[dict[str, Any]] | None:
         active = _api(box, monitor, "/api/v1/targets?state=active")["activeTargets"]
-        ready = len(active) == 4 and all(t["health"] == "up" for t in active)
+        ready = len(active) == 5 and all(t["health"] == "up" for t in active)
         return active if ready else None
 
     active, waited = _wait("every target up", targets)
     seen = sorted((t["labels"]["job"], t["labels"]["instance"]) for t in active)
     print(f"targets up after {waited:.0f} s: {seen}")
     assert [s for s in seen if s[0] != "runtime"] == sorted([
-        ("node", monitor), ("node", serving), ("prometheus", "127.0.0.1:9090")])
+        ("gateway", serving), ("node", monitor), ("node", serving),
+        ("prometheus", "127.0.0.1:9090")])
     runtime = [t for t in active if t["labels"]["job"] == "runtime"]
     assert runtime[0]["labels"]["host"] == serving
     assert runtime[0]["scrapeUrl"].startswith("https://")  # TLS towards the other host
@@ -151,6 +156,81 @@ def test_run_metrics_and_token_counter_after_validate(fleet: dict[str, Any]) -> 
     assert checksums and all(r["value"][1] == "1" for r in checksums)
 
 
+def _descriptor(fleet: dict[str, Any]) -> dict[str, Any]:
+    """The serving host's (first) runtime endpoint descriptor."""
+    listing = fleet["box"].exec(fleet["serving"], "sh", "-c",
+                                "cat \"$(ls /etc/gpuforge/endpoints.d/*.json | head -n 1)\"")
+    return dict(json.loads(listing.stdout))
+
+
+def _gateway(fleet: dict[str, Any], method: str, path: str, key: str,
+             body: dict[str, Any] | None = None, count: int = 1) -> list[int]:
+    """Requests to the serving host's gateway (its port 443 published on this machine's
+    loopback), on one connection; their statuses."""
+    port = next(h["ports"]["443"] for h in fleet["box"].state["hosts"]
+                if h["name"] == fleet["serving"])
+    conn = http.client.HTTPSConnection("127.0.0.1", int(port), timeout=120,
+                                       context=ssl._create_unverified_context())
+    statuses = []
+    try:
+        for _ in range(count):
+            conn.request(method, "/v1" + path, body=json.dumps(body) if body else None,
+                         headers={"Authorization": f"Bearer {key}",
+                                  "Content-Type": "application/json"})
+            response = conn.getresponse()
+            response.read()
+            statuses.append(response.status)
+    finally:
+        conn.close()
+    return statuses
+
+
+def _gateway_counts(fleet: dict[str, Any]) -> dict[tuple[str, str, str], float]:
+    rows = _query(fleet["box"], fleet["monitor"], "gpuforge_gateway_requests_total")
+    return {(r["metric"].get("model", ""), r["metric"]["status"], r["metric"].get("key", "")):
+            float(r["value"][1]) for r in rows}
+
+
+def test_gateway_metrics_count_completions_401_and_429(fleet: dict[str, Any]) -> None:
+    """The gateway's log, read by mtail and scraped over TLS: a streamed and a plain completion
+    count under the model, 200 and the key's id (never the key), a wrong key under 401 and
+    no key id, a flood of one key's requests under 429 with its id; the streamed one lands
+    in the TTFT histogram."""
+    box, monitor, serving = fleet["box"], fleet["monitor"], fleet["serving"]
+    key = box.env["GPUFORGE_API_KEY"]
+    key_id = "key-" + hashlib.sha256(key.encode()).hexdigest()[:8]
+    _wait("the gateway target up", lambda: _query(box, monitor, 'up{job="gateway"} == 1'))
+    model = _descriptor(fleet)["name"]
+    before = _gateway_counts(fleet)
+    ttft_before = _query(box, monitor, f'gpuforge_gateway_ttft_seconds_count{{model="{model}"}}')
+    chat = {"model": model, "max_tokens": 8,
+            "messages": [{"role": "user", "content": "Name a colour."}]}
+    assert _gateway(fleet, "POST", "/chat/completions", key, {**chat, "stream": True}) == [200]
+    assert _gateway(fleet, "POST", "/chat/completions", key, chat) == [200]
+    assert _gateway(fleet, "GET", "/models", "not-" + key) == [401]
+    # The per-key limit (20 r/s, burst 40) refuses some of 100 quick requests of one key.
+    flood = _gateway(fleet, "GET", "/models", key, count=100)
+    assert 429 in flood and 200 in flood, flood
+
+    def counted() -> dict[tuple[str, str, str], float] | None:
+        now = _gateway_counts(fleet)
+        grew = {k: now.get(k, 0) - before.get(k, 0) for k in now}
+        ok = (grew.get((model, "200", key_id), 0) >= 2 and grew.get(("-", "401", "-"), 0) >= 1
+              and grew.get(("-", "429", key_id), 0) >= flood.count(429))
+        return grew if ok else None
+
+    grew, waited = _wait("the gateway's requests counted", counted)
+    print(f"gateway counters grew within {waited:.0f} s: "
+          f"{ {'/'.join(k): v for k, v in sorted(grew.items()) if v} }")
+    # The key itself (and its full hash) never reaches Prometheus.
+    series = json.dumps(_query(box, monitor, '{__name__=~"gpuforge_gateway_.*"}'))
+    assert key not in series and hashlib.sha256(key.encode()).hexdigest() not in series
+    ttft = _wait("the streamed completion in the TTFT histogram", lambda: [
+        r for r in _query(box, monitor, f'gpuforge_gateway_ttft_seconds_count{{model="{model}"}}')
+        if float(r["value"][1]) > (float(ttft_before[0]["value"][1]) if ttft_before else 0)])[0]
+    assert ttft[0]["metric"]["host"] == serving
+
+
 def test_dashboard_panels_return_data(fleet: dict[str, Any]) -> None:
     """Every panel of the shipped dashboard, run against this Prometheus after the validate
     above, returns data; the GPU panels (dcgm-exporter) cannot on these CPU hosts."""
@@ -167,9 +247,7 @@ def test_dashboard_panels_return_data(fleet: dict[str, Any]) -> None:
 
 def test_runtime_down_alert_fires_and_resolves(fleet: dict[str, Any]) -> None:
     box, monitor, serving = fleet["box"], fleet["monitor"], fleet["serving"]
-    listing = box.exec(serving, "sh", "-c",
-                       "cat \"$(ls /etc/gpuforge/endpoints.d/*.json | head -n 1)\"")
-    unit = json.loads(listing.stdout)["unit"]
+    unit = _descriptor(fleet)["unit"]
 
     def firing() -> list[dict[str, Any]]:
         alerts = _api(box, monitor, "/api/v1/alerts")["alerts"]

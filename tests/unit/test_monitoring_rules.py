@@ -43,7 +43,7 @@ def promtool(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
 
 def test_every_alert_has_firing_and_quiet_tests() -> None:
     names = alerts(render("gpuforge.rules.yml.j2"))
-    assert len(names) == len(set(names)) >= 14
+    assert len(names) == len(set(names)) >= 16
     firing: set[str] = set()
     quiet: set[str] = set()
     for test in yaml.safe_load(PROMTOOL_TESTS.read_text(encoding="utf-8"))["tests"]:
@@ -60,7 +60,7 @@ def test_promtool_checks_and_tests_the_rules(tmp_path: Path) -> None:
     shutil.copy(PROMTOOL_TESTS, tmp_path / "gpuforge_test.yml")
     checked = promtool("check", "rules", "gpuforge.yml", cwd=tmp_path)
     assert checked.returncode == 0, checked.stdout + checked.stderr
-    assert "SUCCESS: 18 rules found" in checked.stdout, checked.stdout
+    assert "SUCCESS: 22 rules found" in checked.stdout, checked.stdout
     tested = promtool("test", "rules", "gpuforge_test.yml", cwd=tmp_path)
     assert tested.returncode == 0, tested.stdout + tested.stderr
     assert "SUCCESS" in tested.stdout
@@ -85,7 +85,7 @@ def _targets(**hosts: dict[str, Any]) -> dict[str, Any]:
 def test_file_sd_targets_come_from_the_inventory() -> None:
     hostvars = _targets(
         serve1={"address": "10.88.0.5", "port": "9443", "node": "/metrics/node",
-                "dcgm": "", "runtimes": ["smol", "big"]},
+                "dcgm": "", "gateway": "/metrics/gateway", "runtimes": ["smol", "big"]},
         gpu1={"address": "fd00::7", "port": "9443", "node": "/metrics/node",
               "dcgm": "/metrics/dcgm", "runtimes": []})
     def sd(job: str) -> list[dict[str, Any]]:
@@ -99,6 +99,11 @@ def test_file_sd_targets_come_from_the_inventory() -> None:
     assert [g["labels"]["instance"] for g in sd("runtime")] == ["serve1/big", "serve1/smol"]
     assert sd("runtime")[1]["labels"]["__metrics_path__"] == "/metrics/smol"
     assert [g["labels"]["host"] for g in sd("dcgm")] == ["gpu1"]
+    # Only hosts running a gateway have a gateway target (gpu1's fact predates the field).
+    assert sd("gateway") == [
+        {"targets": ["10.88.0.5:9443"],
+         "labels": {"host": "serve1", "instance": "serve1",
+                    "__metrics_path__": "/metrics/gateway"}}]
 
 
 @needs_promtool
@@ -114,7 +119,7 @@ def test_promtool_checks_the_configuration(tmp_path: Path) -> None:
     (tmp_path / "rules.d" / "gpuforge.yml").write_text(render("gpuforge.rules.yml.j2"),
                                                        encoding="utf-8")
     (tmp_path / "file_sd").mkdir()
-    for job in ("node", "runtime", "dcgm"):
+    for job in ("node", "runtime", "gateway", "dcgm"):
         (tmp_path / "file_sd" / f"{job}.json").write_text("[]", encoding="utf-8")
     config = tmp_path / "prometheus.yml"
     config.write_text(render("prometheus.yml.j2", prometheus_config_dir=str(tmp_path)),
@@ -123,7 +128,7 @@ def test_promtool_checks_the_configuration(tmp_path: Path) -> None:
     assert checked.returncode == 0, checked.stdout + checked.stderr
     assert "SUCCESS: 1 rule files found" in checked.stdout, checked.stdout
     jobs = [j["job_name"] for j in yaml.safe_load(config.read_text())["scrape_configs"]]
-    assert jobs == ["prometheus", "node", "runtime", "dcgm"]
+    assert jobs == ["prometheus", "node", "runtime", "gateway", "dcgm"]
 
 
 def test_dashboard_panels_query_prometheus() -> None:
