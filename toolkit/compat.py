@@ -16,14 +16,9 @@ from typing import Any
 
 import yaml
 
-from toolkit.paths import content_root
+from toolkit.paths import seeds_dir
 
 KERNEL_MODULES = ("open", "proprietary")
-
-
-def seeds_dir() -> Path:
-    """The data catalogs, from the one content root (a checkout, or a wheel's copy)."""
-    return content_root() / "seeds"
 
 
 @dataclass(frozen=True)

@@ -35,6 +35,18 @@ def state_dir() -> Path:
     return base
 
 
+def cache_dir() -> Path:
+    """Rebuildable downloads and builds, e.g. llama.cpp artifacts (override: GPUFORGE_CACHE_DIR,
+    else ~/.cache/gpuforge). Not created here: the roles that fill it do."""
+    override = os.environ.get("GPUFORGE_CACHE_DIR")
+    return Path(override) if override else Path.home() / ".cache" / "gpuforge"
+
+
+def seeds_dir() -> Path:
+    """The catalogs shipped with the content: models.yml, compat.yml, gpus.yml."""
+    return content_root() / "seeds"
+
+
 def collections_dir() -> Path:
     """An ANSIBLE_COLLECTIONS_PATH entry in which `gpuforge.infra` is this content root."""
     root = state_dir() / "collections"

@@ -9,19 +9,17 @@ from pathlib import Path
 from typing import Any
 
 from toolkit.cli.common import InventoryOpt, JsonOpt, host_table, inventories_or_default
+from toolkit.keys import env_key_source, env_keys, key_file_path, read_key_file
 
 
 def key_location(host_vars: dict[str, Any]) -> tuple[str, Path | None]:
     """(where the key is, as a user reads it; the file when the controller holds one)."""
-    from toolkit.check import key_file_path
-
     path = key_file_path(host_vars.get("gateway_api_key_file"))
     if path:
         return f"file {path} (mode 0600)", path
-    if os.environ.get("GPUFORGE_API_KEYS"):
-        return "env GPUFORGE_API_KEYS", None
-    if os.environ.get("GPUFORGE_API_KEY"):
-        return "env GPUFORGE_API_KEY", None
+    source = env_key_source(os.environ)
+    if source:
+        return source, None
     return "vault variable gateway_api_keys (or env GPUFORGE_API_KEY when applying)", None
 
 
@@ -75,8 +73,7 @@ def describe(inventories: list[Path]) -> list[dict[str, Any]]:
         host_vars = {k: v.value for k, v in layer.items()}
         url = base_url(name, host_vars)
         where, path = key_location(host_vars)
-        key = (path.read_text(encoding="utf-8").strip() if path and path.is_file()
-               else os.environ.get("GPUFORGE_API_KEY", ""))
+        key = next(iter(read_key_file(path) if path else env_keys(os.environ)), "")
         ca_file, trust = trust_anchor(name, host_vars)
         try:
             models = (served_models(url, key, verify=True, ca_file=ca_file,

@@ -9,7 +9,7 @@ from typing import Any
 import yaml
 
 from toolkit.errors import InvalidInput
-from toolkit.paths import content_root
+from toolkit.paths import seeds_dir
 
 SOURCE_TYPES = ("url", "wheel", "huggingface", "controller", "mirror")
 
@@ -43,7 +43,7 @@ class Model:
 
 
 def catalog_path() -> Path:
-    return content_root() / "seeds" / "models.yml"
+    return seeds_dir() / "models.yml"
 
 
 def _model(name: str, entry: dict[str, Any]) -> Model:

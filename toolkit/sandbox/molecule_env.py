@@ -6,7 +6,7 @@ from __future__ import annotations
 import shlex
 import sys
 
-from toolkit.paths import collections_dir, content_root, state_dir
+from toolkit.paths import cache_dir, collections_dir, content_root, state_dir
 from toolkit.sandbox.images import DISTROS, ensure_image
 from toolkit.sandbox.podman import containers_conf
 
@@ -21,6 +21,10 @@ def main() -> None:
         "ANSIBLE_COLLECTIONS_PATH": str(collections_dir()),
         "ANSIBLE_CONFIG": str(root / "ansible.cfg"),
         "ANSIBLE_CACHE_PLUGIN_CONNECTION": str(state_dir() / "molecule-facts"),
+        # Resolved once here; .config/molecule/config.yml hands them to the roles as the
+        # convention variables (toolkit.conventions), as `gpuforge apply` does.
+        "GPUFORGE_STATE_DIR": str(state_dir()),
+        "GPUFORGE_CACHE_DIR": str(cache_dir()),
         "PATH": f"{sys.prefix}/bin:" + __import__("os").environ.get("PATH", ""),
     }
     for key, value in exports.items():

@@ -2,8 +2,8 @@
 """Send one streamed chat completion and time it; print the measurements as JSON.
 
 Run on the host by the validate role (stdlib only). The API key comes from the 0600 file
-named by --api-key-file (else the GPUFORGE_API_KEY environment variable), never from the
-command line or an environment assignment a process list shows.
+named by --api-key-file, never from the command line or an environment assignment a
+process list shows.
 Output keys: status (HTTP status or null), error, ttft_s (first content token), total_s,
 completion_tokens (usage, else the number of content chunks), tokens_source, content,
 timings (llama-server's own, when the gateway passes them through).
@@ -11,7 +11,6 @@ timings (llama-server's own, when the gateway passes them through).
 
 import argparse
 import json
-import os
 import ssl
 import sys
 import time
@@ -27,12 +26,11 @@ def main() -> int:
     parser.add_argument("--max-tokens", type=int, default=48)
     parser.add_argument("--timeout", type=float, default=180)
     parser.add_argument("--insecure", action="store_true")
-    parser.add_argument("--api-key-file", help="file holding the gateway API key (0600)")
+    parser.add_argument("--api-key-file", required=True,
+                        help="file holding the gateway API key (0600)")
     args = parser.parse_args()
-    key = os.environ.get("GPUFORGE_API_KEY", "")
-    if args.api_key_file:
-        with open(args.api_key_file, encoding="utf-8") as fh:
-            key = fh.read().strip()
+    with open(args.api_key_file, encoding="utf-8") as fh:
+        key = fh.read().strip()
     out = {"status": None, "error": None, "ttft_s": None, "total_s": None,
            "completion_tokens": None, "tokens_source": None, "content": "", "timings": None,
            "model": args.model}
