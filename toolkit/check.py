@@ -11,6 +11,7 @@ from typing import Any
 
 from toolkit.compat_gate import host_compat_problems
 from toolkit.inventory import ResolvedInventory, SourcedValue, resolve
+from toolkit.keys import KEY_FILE_VARS, key_file_path, read_key_file
 from toolkit.names import host_problem, name_problem, ollama_problem, relative_path_problem
 from toolkit.paths import content_root
 from toolkit.placement import placement_problems
@@ -209,18 +210,6 @@ def input_problems(host: str, hostvars: Mapping[str, SourcedValue]) -> list[Prob
     return problems
 
 
-# Variables naming a file on the controller that holds secrets (one per line).
-KEY_FILE_VARS = ("gateway_api_key_file", "monitoring_agent_metrics_token_file",
-                 "prometheus_metrics_token_file")
-
-
-def key_file_path(value: Any) -> Path | None:
-    """The controller path a key-file variable names (None: unset, or a template)."""
-    if not isinstance(value, str) or not value or "{{" in value:
-        return None
-    return Path(value).expanduser()
-
-
 def _key_file(hostvars: dict[str, SourcedValue], name: str) -> tuple[Path, str] | None:
     sourced = hostvars.get(name)
     path = key_file_path(sourced.value) if sourced else None
@@ -241,7 +230,7 @@ def key_file_problems(host: str, hostvars: dict[str, SourcedValue]) -> list[Prob
         elif (mode := path.stat().st_mode & 0o777) & 0o077:
             problems.append(Problem(host, name, f"{path} is readable by other users "
                                     f"(mode {mode:o}); chmod 600 it", source))
-        elif not path.read_text(encoding="utf-8").strip():
+        elif not read_key_file(path):
             problems.append(Problem(host, name, f"{path} holds no key", source))
     return problems
 
@@ -252,7 +241,6 @@ def key_file_secrets(resolved: ResolvedInventory) -> list[str]:
     for hostvars in resolved.hosts.values():
         for name in KEY_FILE_VARS:
             found = _key_file(hostvars, name)
-            if found and found[0].is_file():
-                text = found[0].read_text(encoding="utf-8")
-                values.update(line.strip() for line in text.splitlines() if line.strip())
+            if found:
+                values.update(read_key_file(found[0]))
     return sorted(values)

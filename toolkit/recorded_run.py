@@ -12,6 +12,7 @@ from types import FrameType
 from typing import Any
 
 from toolkit.check import check_inventory, key_file_secrets
+from toolkit.conventions import role_variables
 from toolkit.errors import ExitCode, InvalidInput
 from toolkit.history import History
 from toolkit.inventory import ResolvedInventory
@@ -87,7 +88,7 @@ def run_profile(
         cancel = threading.Event()
         request = RunRequest(
             playbook=profile.playbook, inventories=inventories, limit=limit, tags=tags,
-            check=check, diff=check, extravars=extravars or {},
+            check=check, diff=check, extravars={**role_variables(), **(extravars or {})},
             secrets=key_file_secrets(resolved) + vault_values(
                 v for host in resolved.hosts.values() for v in host.values()))
         title = f"gpuforge {command} --profile {profile.name} (run {run_id})"
