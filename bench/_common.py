@@ -34,7 +34,7 @@ def load() -> str:
 def env(**extra: str) -> dict[str, str]:
     """The environment a gpuforge run gets, plus extras (ANSIBLE_* of the runner included)."""
     state_dir()
-    from toolkit.runner import base_envvars
+    from toolkit.run_env import base_envvars
 
     out = {**os.environ, "NO_COLOR": "1", "CI": "true"}
     out.update(base_envvars())

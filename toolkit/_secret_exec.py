@@ -1,7 +1,7 @@
 """Start ansible-playbook for toolkit.runner: secrets from a 0600 file, and tied to gpuforge.
 
 Run by ansible-runner as `python _secret_exec.py FILE|- -- ansible-playbook ...`:
-- FILE (a JSON object of name -> value, written by toolkit.runner) is read and unlinked at
+- FILE (a JSON object of name -> value, written by toolkit.run_env) is read and unlinked at
   once and its variables are added to the environment of the program, which replaces this
   process. So the secrets are never on a command line (ps), in runner's `command` artifact
   or in an env file: only in /proc/<pid>/environ, which only the same user and root read.

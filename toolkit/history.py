@@ -1,4 +1,6 @@
-"""Run history in SQLite: every run, its outcome, per-host counts, timings, failures.
+"""Run history in SQLite: the one record of every run: its outcome, per-host counts,
+timings, failures, changes, the facts it published and (validate) its checks with what
+each host measured. `runs`, `report` and every `--json` read only this.
 
 The database lives under the state dir (GPUFORGE_STATE_DIR overrides it, or
 GPUFORGE_HISTORY_DB for the file itself). Schema changes bump `SCHEMA_VERSION` and add
@@ -17,21 +19,41 @@ import os
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from toolkit.errors import InvalidInput
 from toolkit.paths import state_dir
+from toolkit.run_status import RunStatus
 from toolkit.summary import Change, Failure, HostCounts, RunSummary, TaskTiming
+from toolkit.validate import Check
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 # version reached -> the statements that reach it from the one before.
-_MIGRATIONS = {
+MIGRATIONS = {
     2: "ALTER TABLE runs ADD COLUMN process_start TEXT;",
+    # Validate's checks and every published fact move in (they were files under the state
+    # dir's validate/); runs.extra, never written, goes.
+    3: """
+ALTER TABLE runs DROP COLUMN extra;
+CREATE TABLE checks (
+    run_id INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+    seq INTEGER NOT NULL,
+    host TEXT NOT NULL, name TEXT NOT NULL, status TEXT NOT NULL,
+    measured TEXT NOT NULL, threshold TEXT NOT NULL, message TEXT NOT NULL
+);
+CREATE TABLE facts (
+    run_id INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+    host TEXT NOT NULL, name TEXT NOT NULL, value TEXT NOT NULL,
+    PRIMARY KEY (run_id, host, name)
+);
+CREATE INDEX checks_run ON checks(run_id);
+""",
 }
 
-_SCHEMA = """
+# Schema 1, where every history starts; MIGRATIONS take it to SCHEMA_VERSION.
+SCHEMA_V1 = """
 CREATE TABLE runs (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     command TEXT NOT NULL,
@@ -77,7 +99,8 @@ CREATE TABLE changes (
 );
 CREATE INDEX task_timings_run ON task_timings(run_id);
 """
-_TABLES = {"runs", "host_results", "task_timings", "failures", "changes", "sqlite_sequence"}
+TABLES = {"runs", "host_results", "task_timings", "failures", "changes", "checks", "facts",
+          "sqlite_sequence"}
 
 
 def process_start(pid: int) -> str | None:
@@ -132,18 +155,21 @@ class RunRecord:
     artifact_dir: str | None
     reboot_required: list[str]
     warnings: list[str]
-    extra: dict[str, Any]
     summary: RunSummary | None = None
+    checks: list[Check] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
         data.pop("summary")
+        data.pop("checks")
         # One spelling for a run's id in every document: `run_id`, as apply, plan,
         # validate and demo print it (docs/json-contract.md).
         data["run_id"] = data.pop("id")
         if self.summary is not None:
             data.update(self.summary.to_dict())
             data["reboot_required"] = self.reboot_required
+            data["facts"] = self.summary.facts
+            data["checks"] = [c.to_dict() for c in self.checks]
         return data
 
 
@@ -208,7 +234,7 @@ class History:
             raise self._refused(f"has schema {version}, newer than this gpuforge "
                                 f"({SCHEMA_VERSION}): upgrade gpuforge")
         if (version == 0 and tables) or (version and "runs" not in tables) \
-                or not tables <= _TABLES:
+                or not tables <= TABLES:
             raise self._refused("is another program's database, not a gpuforge run history")
 
     def _migrate(self) -> None:
@@ -219,42 +245,44 @@ class History:
                                     f"({SCHEMA_VERSION}): upgrade gpuforge")
             conn.execute("PRAGMA journal_mode = WAL")
             if version == 0:
-                conn.executescript(_SCHEMA)
+                conn.executescript(SCHEMA_V1)
                 version = 1
             for step in range(version + 1, SCHEMA_VERSION + 1):
-                conn.executescript(_MIGRATIONS[step])
+                conn.executescript(MIGRATIONS[step])
             if version < SCHEMA_VERSION:
                 conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
     def mark_interrupted(self) -> list[int]:
         """Runs still `running` whose process is gone: marked `interrupted`; their ids."""
         with self._connect() as conn:
-            rows = conn.execute(
-                "SELECT id, pid, process_start FROM runs WHERE status='running'").fetchall()
+            rows = conn.execute("SELECT id, pid, process_start FROM runs WHERE status=?",
+                                (RunStatus.RUNNING.value,)).fetchall()
             dead = [r["id"] for r in rows if not process_alive(r["pid"], r["process_start"])]
-            conn.executemany("UPDATE runs SET status='interrupted' WHERE id=?",
-                             [(i,) for i in dead])
+            conn.executemany("UPDATE runs SET status=? WHERE id=?",
+                             [(RunStatus.INTERRUPTED.value, i) for i in dead])
         return dead
 
     def start(self, *, command: str, inventory: str, profile: str | None,
               playbook: str | None, limit: str | None, tags: str | None,
-              check_mode: bool, started_at: str, extra: dict[str, Any] | None = None) -> int:
+              check_mode: bool, started_at: str) -> int:
         with self._connect() as conn:
             cur = conn.execute(
                 "INSERT INTO runs (command, inventory, profile, playbook, limit_pattern, tags,"
-                " check_mode, started_at, status, pid, process_start, extra)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'running', ?, ?, ?)",
+                " check_mode, started_at, status, pid, process_start)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (command, inventory, profile, playbook, limit, tags, int(check_mode),
-                 started_at, os.getpid(), process_start(os.getpid()), json.dumps(extra or {})))
+                 started_at, RunStatus.RUNNING.value, os.getpid(), process_start(os.getpid())))
             return int(cur.lastrowid or 0)
 
-    def finish(self, run_id: int, *, status: str, rc: int, exit_code: int, ended_at: str,
-               duration_s: float, artifact_dir: str | None, summary: RunSummary) -> None:
+    def finish(self, run_id: int, *, status: RunStatus | str, rc: int, exit_code: int,
+               ended_at: str, duration_s: float, artifact_dir: str | None,
+               summary: RunSummary, checks: list[Check] | None = None) -> None:
+        """Everything the run produced, in one transaction."""
         with self._connect() as conn:
             conn.execute(
                 "UPDATE runs SET status=?, rc=?, exit_code=?, ended_at=?, duration_s=?,"
                 " artifact_dir=?, reboot_required=?, warnings=? WHERE id=?",
-                (status, rc, exit_code, ended_at, duration_s, artifact_dir,
+                (RunStatus(status).value, rc, exit_code, ended_at, duration_s, artifact_dir,
                  json.dumps(summary.reboot_required), json.dumps(summary.warnings), run_id))
             conn.executemany(
                 "INSERT OR REPLACE INTO host_results VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -270,12 +298,14 @@ class History:
             conn.executemany(
                 "INSERT INTO changes VALUES (?, ?, ?, ?)",
                 [(run_id, c.host, c.task, c.diff) for c in summary.changes])
-
-    def record_verdict(self, run_id: int, *, status: str, exit_code: int) -> None:
-        """Commands that judge a run afterwards (validate) store their verdict as its outcome."""
-        with self._connect() as conn:
-            conn.execute("UPDATE runs SET status=?, exit_code=? WHERE id=?",
-                         (status, exit_code, run_id))
+            conn.executemany(
+                "INSERT OR REPLACE INTO facts VALUES (?, ?, ?, ?)",
+                [(run_id, host, name, json.dumps(value))
+                 for host, facts in summary.facts.items() for name, value in facts.items()])
+            conn.executemany(
+                "INSERT INTO checks VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                [(run_id, i, c.host, c.name, c.status, json.dumps(c.measured), c.threshold,
+                  c.message) for i, c in enumerate(checks or [])])
 
     def list(self, limit: int = 20) -> list[RunRecord]:
         with self._connect() as conn:
@@ -309,9 +339,18 @@ class History:
             changes = [
                 Change(r["host"], r["task"], r["diff"])
                 for r in conn.execute("SELECT * FROM changes WHERE run_id=?", (run_id,))]
+            facts: dict[str, dict[str, Any]] = {}
+            for r in conn.execute(
+                    "SELECT * FROM facts WHERE run_id=? ORDER BY host, name", (run_id,)):
+                facts.setdefault(r["host"], {})[r["name"]] = json.loads(r["value"])
+            record.checks = [
+                Check(r["host"], r["name"], r["status"], json.loads(r["measured"]),
+                      r["threshold"], r["message"])
+                for r in conn.execute(
+                    "SELECT * FROM checks WHERE run_id=? ORDER BY seq", (run_id,))]
         record.summary = RunSummary(
             hosts=hosts, failures=failures, timings=timings, changes=changes,
-            reboot_required=record.reboot_required, warnings=record.warnings)
+            reboot_required=record.reboot_required, warnings=record.warnings, facts=facts)
         return record
 
 
@@ -324,4 +363,4 @@ def _record(row: sqlite3.Row) -> RunRecord:
         exit_code=row["exit_code"], duration_s=row["duration_s"],
         artifact_dir=row["artifact_dir"],
         reboot_required=json.loads(row["reboot_required"]),
-        warnings=json.loads(row["warnings"]), extra=json.loads(row["extra"]))
+        warnings=json.loads(row["warnings"]))

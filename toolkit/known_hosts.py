@@ -2,7 +2,7 @@
 
 `gpuforge hosts trust` scans each host's SSH key (ssh-keyscan), shows its fingerprint and
 records it only when the user confirms; every run then checks host keys against this file,
-the system's and the user's ~/.ssh/known_hosts (toolkit/runner.py ssh_args)."""
+the system's and the user's ~/.ssh/known_hosts (toolkit/run_env.py ssh_args)."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from pathlib import Path
 
 from toolkit.errors import ExitCode, GpuforgeError, PrerequisiteMissing
 from toolkit.inventory import ResolvedInventory, reach
-from toolkit.runner import known_hosts_file
+from toolkit.run_env import known_hosts_file
 
 
 @dataclass(frozen=True)

@@ -1,136 +1,46 @@
 """The one adapter over ansible-runner.
 
 Everything that starts ansible-playbook goes through `run_playbook`: a fresh private
-data dir per run, an environment allow-list, no env files written by runner, bounded
-artifacts, our own cancel callback, and an event handler that only enqueues (a slow
-handler would stall ansible; one returning None would drop events).
+data dir per run, the environment of `toolkit.run_env`, no env files written by runner,
+bounded artifacts (`toolkit.artifacts`), our own cancel (`GracefulStop`), and an event
+handler that only enqueues (a slow handler would stall ansible; one returning None would
+drop events). ansible-runner's words stop here: results carry a `RunStatus`.
 """
 
 from __future__ import annotations
 
-import contextlib
-import json
 import os
 import queue
 import shutil
-import sys
+import signal
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from toolkit import process_tree
+from toolkit.artifacts import ARTIFACTS_KEPT, scrub_artifacts, tail
 from toolkit.errors import ExitCode
-from toolkit.paths import collections_dir, content_root, state_dir
+from toolkit.paths import content_root, state_dir
+from toolkit.run_env import (
+    allowed_env,
+    base_envvars,
+    hide_secret_env,
+    remove_stale_secret_files,
+    secret_values,
+)
+from toolkit.run_status import RunStatus, exit_code, from_runner
 from toolkit.summary import EventSummariser, RunSummary, scrub, scrub_data
 
-# Artifacts of this many runs are kept under the state dir; older ones are rotated out.
-ARTIFACTS_KEPT = 20
-
-# Variables of the controller's environment that reach ansible-playbook. Everything
-# else (cloud credentials, unrelated tokens) stays out.
-ENV_ALLOW = frozenset({
-    "PATH", "HOME", "USER", "LOGNAME", "LANG", "LANGUAGE", "TERM", "TZ", "TMPDIR",
-    "SSH_AUTH_SOCK", "CONTAINERS_CONF", "CONTAINER_HOST",
-    "http_proxy", "https_proxy", "no_proxy", "HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY",
-    "REQUESTS_CA_BUNDLE", "SSL_CERT_FILE", "VIRTUAL_ENV",
-})
-ENV_ALLOW_PREFIXES = ("ANSIBLE_", "LC_", "GPUFORGE_", "MOLECULE_")
-# Secrets that roles read from the controller's environment (lookup('env', ...)).
-SECRET_ENV = frozenset({"HF_TOKEN", "GPUFORGE_API_KEY", "GPUFORGE_API_KEYS"})
-# Starts ansible-playbook with the secret env read from a 0600 file (see its docstring).
-SECRET_EXEC = Path(__file__).with_name("_secret_exec.py")
-SECRET_ENV_FILE = "secret-env.json"
-# Host keys gpuforge was told to trust (`gpuforge hosts trust`), checked besides the
-# user's ~/.ssh/known_hosts and the system's.
-KNOWN_HOSTS = "known_hosts"
-
-
-def is_secret_env(name: str) -> bool:
-    return name in SECRET_ENV or (
-        name.startswith("GPUFORGE_") and any(w in name for w in ("TOKEN", "KEY", "SECRET")))
-
-
-def allowed_env(env: Mapping[str, str], base: Mapping[str, str]) -> dict[str, str]:
-    """Keep what runner set itself, plus allow-listed variables of the caller's env."""
-    out: dict[str, str] = {}
-    for key, value in env.items():
-        set_by_runner = key not in base or base[key] != value
-        if (set_by_runner or key in ENV_ALLOW or key in SECRET_ENV
-                or key.startswith(ENV_ALLOW_PREFIXES)):
-            out[key] = value
-    return out
-
-
-def secret_values(env: Mapping[str, str], extra: Iterable[str] = ()) -> list[str]:
-    """Values that must never be shown or stored: each one whole, and each key of a
-    comma-separated list (GPUFORGE_API_KEYS) on its own."""
-    values: list[str] = []
-    for key, value in env.items():
-        if is_secret_env(key) and value:
-            values.append(value)
-            values.extend(p.strip() for p in value.split(",") if p.strip() and "," in value)
-    return values + [s for s in extra if s]
-
-
-def vault_values(values: Iterable[Any]) -> list[str]:
-    """The clear text of every vault-encrypted value in `values` (nested too) that the
-    vault password at hand opens: scrubbed like env secrets. Unopenable ones are skipped
-    (ansible-playbook cannot use them either)."""
-    from ansible.parsing.vault import EncryptedString
-
-    found: list[str] = []
-    todo = list(values)
-    while todo:
-        item = todo.pop()
-        if type(item).__name__ == "SourcedValue":
-            item = item.value
-        if isinstance(item, EncryptedString):
-            try:
-                found.append(str(item._decrypt()))  # the one way to open it
-            except Exception:  # no or wrong vault password: ansible cannot use it either
-                continue
-        elif isinstance(item, Mapping):
-            todo.extend(item.values())
-        elif isinstance(item, list | tuple):
-            todo.extend(item)
-    return found
-
-
-def known_hosts_file() -> Path:
-    """gpuforge's own known_hosts (created empty, 0600): what `hosts trust` records."""
-    path = state_dir() / KNOWN_HOSTS
-    if not path.exists():
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-        os.close(fd)
-    return path
-
-
-def configured_ssh_args() -> str:
-    """The ssh_args the caller's ANSIBLE_SSH_ARGS or our ansible.cfg sets."""
-    import configparser
-
-    if os.environ.get("ANSIBLE_SSH_ARGS"):
-        return os.environ["ANSIBLE_SSH_ARGS"]
-    cfg = configparser.ConfigParser(interpolation=None)
-    cfg.read(content_root() / "ansible.cfg", encoding="utf-8")
-    return cfg.get("ssh_connection", "ssh_args", fallback="")
-
-
-def ssh_args() -> str:
-    """ANSIBLE_SSH_ARGS: host keys are checked (an unknown or changed key fails the
-    connection) against gpuforge's known_hosts and the system's, and the user's
-    ~/.ssh/known_hosts (or the file an inventory names with UserKnownHostsFile).
-    First on ssh's command line, before the configured ssh_args and any inventory's
-    ssh_common_args, so it wins over a `StrictHostKeyChecking=no` there (ssh keeps the
-    first value it is given)."""
-    files = " ".join([str(known_hosts_file()), "/etc/ssh/ssh_known_hosts",
-                      "/etc/ssh/ssh_known_hosts2"])
-    return (f"-o StrictHostKeyChecking=yes -o 'GlobalKnownHostsFile={files}' "
-            f"{configured_ssh_args()}").strip()
+# ansible-runner asks for a cancel this often (its `pexpect_timeout`, 5 s by default).
+CANCEL_POLL_S = 0.25
+# After SIGINT, ansible-playbook gets this long to stop on its own (its interrupt
+# handling, the stats event) before what is left of its process tree is terminated.
+INTERRUPT_GRACE_S = 5.0
 
 
 @dataclass
@@ -146,11 +56,14 @@ class RunRequest:
     forks: int | None = None
     # Secret values known to the caller (e.g. read from key files): scrubbed like env secrets.
     secrets: list[str] = field(default_factory=list)
+    # Facts the run publishes that the caller keeps (fact -> the task actions that set
+    # it): collected per host into RunSummary.facts from the run's events.
+    published_facts: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
 
 @dataclass
 class RunResult:
-    status: str  # successful | failed | canceled | timeout | error
+    status: RunStatus
     rc: int
     started_at: str
     ended_at: str
@@ -160,49 +73,61 @@ class RunResult:
 
     @property
     def cancelled(self) -> bool:
-        return self.status == "canceled"
+        return self.status is RunStatus.CANCELLED
 
     def exit_code(self) -> ExitCode:
         return outcome_code(self.status, self.rc, self.summary)
 
 
-def outcome_code(status: str, rc: int, summary: RunSummary) -> ExitCode:
-    """Map a finished run to the documented exit codes (unreachable wins over failed)."""
-    if status == "canceled":
-        return ExitCode.CANCELLED
+def outcome_code(status: RunStatus | str, rc: int, summary: RunSummary) -> ExitCode:
+    """A finished run's exit code (the policy is `toolkit.run_status.exit_code`)."""
     totals = summary.totals()
-    if totals.unreachable:
-        return ExitCode.UNREACHABLE
-    if totals.failed:
-        return ExitCode.FAILED_HOSTS
-    if rc == 0 and status == "successful":
-        return ExitCode.OK
-    return ExitCode.INTERNAL
+    return exit_code(status, rc, failed=totals.failed, unreachable=totals.unreachable)
 
 
-def _now() -> str:
+def now() -> str:
+    """The time as history and JSON record it."""
     return datetime.now(UTC).isoformat(timespec="seconds")
 
 
-def base_envvars() -> dict[str, str]:
-    """Settings every run gets: our ansible.cfg and the collection path."""
-    root = content_root()
-    # The ansible-playbook of the environment gpuforge runs in comes first.
-    bin_dir = str(Path(sys.executable).parent)
-    return {
-        "PATH": f"{bin_dir}:{os.environ.get('PATH', '/usr/bin:/bin')}",
-        "ANSIBLE_CONFIG": str(root / "ansible.cfg"),
-        "ANSIBLE_COLLECTIONS_PATH": ":".join(
-            p for p in (str(collections_dir()), os.environ.get("ANSIBLE_COLLECTIONS_PATH")) if p),
-        "ANSIBLE_ROLES_PATH": str(root / "roles"),
-        "ANSIBLE_LOCAL_TEMP": str(state_dir() / "tmp" / "ansible-local"),
-        "ANSIBLE_CACHE_PLUGIN_CONNECTION": str(state_dir() / "facts"),
-        "ANSIBLE_NOCOLOR": "1",
-        "ANSIBLE_FORCE_COLOR": "0",
-        # ansible-runner sets ANSIBLE_HOST_KEY_CHECKING=False unless told otherwise.
-        "ANSIBLE_HOST_KEY_CHECKING": "True",
-        "ANSIBLE_SSH_ARGS": ssh_args(),
-    }
+class GracefulStop:
+    """ansible-runner's cancel callback: once `cancel` is set, SIGINT to ansible-playbook
+    (it stops the play and sends its stats), and only if it has not exited within
+    `grace_s`, SIGTERM then SIGKILL to its whole tree. Returns True (runner then kills
+    the process group too) only when the tree has been stopped."""
+
+    def __init__(self, cancel: threading.Event, grace_s: float = INTERRUPT_GRACE_S) -> None:
+        self.cancel = cancel
+        self.grace_s = grace_s
+        self.interrupted_at: float | None = None
+        self.tree: list[int] = []
+        self.stopped = False
+
+    def __call__(self) -> bool:
+        if not self.cancel.is_set():
+            return False
+        if self.interrupted_at is None:
+            self.interrupted_at = time.monotonic()
+            self.tree = process_tree.tree_of(
+                process_tree.interrupt(os.getpid(), "ansible-playbook"))
+            return False
+        if time.monotonic() - self.interrupted_at < self.grace_s:
+            return False
+        self.stop_leftovers()
+        return True
+
+    def stop_leftovers(self) -> None:
+        """Terminate whatever of the interrupted tree still runs (a worker orphaned by
+        ansible-playbook's exit included)."""
+        if self.stopped:
+            return
+        self.stopped = True
+        process_tree.terminate_tree(os.getpid(), "ansible-playbook")
+        left = [pid for pid in self.tree if process_tree.alive(pid)]
+        if left:
+            process_tree.send(process_tree.tree_of(left), signal.SIGTERM)
+            time.sleep(0.5)
+            process_tree.send(process_tree.tree_of(left), signal.SIGKILL)
 
 
 def run_playbook(
@@ -236,7 +161,7 @@ def run_playbook(
         events.put(event)
         return True
 
-    started = _now()
+    started = now()
     t0 = time.monotonic()
     config = RunnerConfig(
         private_data_dir=str(private),
@@ -257,21 +182,17 @@ def run_playbook(
         settings={"suppress_ansible_output": True},
     )
     config.prepare()
+    # Set after prepare(): without an env/settings file in the private data dir, prepare()
+    # drops the `settings` given above, and the poll would stay at runner's 5 s.
+    config.pexpect_timeout = CANCEL_POLL_S
     config.env = allowed_env(config.env, os.environ)
     secrets = secret_values(config.env, request.secrets)
     hide_secret_env(config, private)
     secrets_box.extend(secrets)
-    summariser = EventSummariser(secrets)
-    stopped: list[int] = []
+    summariser = EventSummariser(secrets, published_facts=request.published_facts)
+    stop = GracefulStop(cancel)
 
-    def should_cancel() -> bool:
-        # ansible-playbook's workers run in process groups of their own, so runner's
-        # killpg of the main process would leave them running: stop the whole tree first.
-        if cancel.is_set() and not stopped:
-            stopped.extend(terminate_tree(os.getpid(), "ansible-playbook"))
-        return cancel.is_set()
-
-    runner = Runner(config=config, event_handler=enqueue, cancel_callback=should_cancel)
+    runner = Runner(config=config, event_handler=enqueue, cancel_callback=stop)
     error: list[BaseException] = []
 
     def target() -> None:
@@ -297,11 +218,13 @@ def run_playbook(
         while not events.empty():
             summariser.add(events.get())
     thread.join()
+    if cancel.is_set():
+        stop.stop_leftovers()
     shutil.rmtree(private, ignore_errors=True)
-    status = "error" if error else str(runner.status)
+    status = RunStatus.ERROR if error else from_runner(str(runner.status))
     rc = int(runner.rc) if isinstance(runner.rc, int) else 1
     if cancel.is_set():
-        status = "canceled"
+        status = RunStatus.CANCELLED
     summary = summariser.summary()
     if error:
         summary.warnings.append(scrub(f"runner error: {error[0]}", secrets))
@@ -309,118 +232,8 @@ def run_playbook(
     scrub_artifacts(artifact_dir, secrets)
     if rc != 0 and not summary.hosts:
         # ansible-playbook stopped before any host (syntax error, missing file...).
-        summary.warnings.extend(_tail(artifact_dir / "stdout", 6))
+        summary.warnings.extend(tail(artifact_dir / "stdout", 6))
     return RunResult(
-        status=status, rc=rc, started_at=started, ended_at=_now(),
+        status=status, rc=rc, started_at=started, ended_at=now(),
         duration_s=round(time.monotonic() - t0, 2), summary=summary,
         artifact_dir=str(artifact_dir))
-
-
-def hide_secret_env(config: Any, private: Path) -> None:
-    """Keep the secret env out of runner's `command` artifact and of every command line,
-    and tie ansible-playbook's life to gpuforge's.
-
-    Runner writes `command` (argv, cwd and env, in clear) before it starts the process,
-    and ansible-playbook's roles read the secrets with lookup('env'). So the secrets
-    leave config.env for a 0600 file in the private data dir, and ansible-playbook is
-    started through _secret_exec.py, which reads and deletes that file and execs it with
-    the secrets in its environment (readable only by this user and root). The same
-    wrapper makes ansible-playbook stop when gpuforge dies, SIGKILL included."""
-    secret_env = {k: v for k, v in config.env.items() if is_secret_env(k)}
-    target = "-"
-    if secret_env:
-        for key in secret_env:
-            del config.env[key]
-        path = private / SECRET_ENV_FILE
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(secret_env, fh)
-        target = str(path)
-    config.command = [sys.executable, str(SECRET_EXEC), target, "--", *config.command]
-
-
-def remove_stale_secret_files(tmp_root: Path, age_s: float = 60.0) -> list[Path]:
-    """Secret env files a killed gpuforge left behind: the wrapper deletes each within
-    milliseconds of its start, so one older than a minute belongs to no live run."""
-    removed = []
-    for path in tmp_root.glob(f"run-*/{SECRET_ENV_FILE}"):
-        with contextlib.suppress(OSError):
-            if time.time() - path.stat().st_mtime > age_s:
-                path.unlink()
-                removed.append(path)
-    return removed
-
-
-def _children_map() -> dict[int, list[int]]:
-    children: dict[int, list[int]] = {}
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except (OSError, IndexError):
-            continue
-        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
-    return children
-
-
-def _cmdline(pid: int) -> str:
-    try:
-        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(
-            errors="replace")
-    except OSError:
-        return ""
-
-
-def terminate_tree(parent: int, name: str, grace_s: float = 3.0) -> list[int]:
-    """SIGTERM, then SIGKILL, every process below `parent`'s children named `name`."""
-    import signal
-
-    children = _children_map()
-    roots = [pid for pid in children.get(parent, []) if name in _cmdline(pid)]
-    tree: list[int] = []
-    todo = list(roots)
-    while todo:
-        pid = todo.pop()
-        tree.append(pid)
-        todo.extend(children.get(pid, []))
-    for sig in (signal.SIGTERM, signal.SIGKILL):
-        for pid in tree:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, sig)
-        deadline = time.monotonic() + grace_s
-        while sig == signal.SIGTERM and time.monotonic() < deadline and any(
-                Path(f"/proc/{pid}").exists() and _state(pid) != "Z" for pid in tree):
-            time.sleep(0.1)
-    return tree
-
-
-def _state(pid: int) -> str:
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (OSError, IndexError):
-        return "X"
-
-
-def scrub_artifacts(directory: Path, secrets: list[str]) -> None:
-    """Defence in depth: no secret value stays in runner's artifacts (events, stdout)."""
-    if not secrets or not directory.is_dir():
-        return
-    for path in directory.rglob("*"):
-        if not path.is_file() or path.is_symlink():
-            continue
-        try:
-            text = path.read_text(encoding="utf-8")
-        except (UnicodeDecodeError, OSError):
-            continue
-        cleaned = scrub(text, secrets)
-        if cleaned != text:
-            tmp = path.with_name(path.name + ".scrub")
-            tmp.write_text(cleaned, encoding="utf-8")
-            os.replace(tmp, path)
-
-
-def _tail(path: Path, lines: int) -> list[str]:
-    try:
-        text = path.read_text(encoding="utf-8", errors="replace")
-    except OSError:
-        return []
-    return [ln for ln in text.strip().splitlines() if ln.strip()][-lines:]

@@ -18,6 +18,8 @@ from xml.etree import ElementTree as ET
 
 import yaml
 
+from toolkit.run_status import judged_exit_code
+
 # Threshold names; the inventory spells them validate_<name>, a profile's `validate:` block
 # spells them <name>.
 THRESHOLD_KEYS = ("min_tokens_per_s", "max_ttft_s", "max_restarts", "expect_answer")
@@ -255,13 +257,9 @@ def _short(text: str, width: int = 28) -> str:
 
 
 def exit_code(playbook_code: int, checks: Iterable[Check]) -> int:
-    """4 when a host was unreachable, 2 when a check failed (or the playbook failed on a
-    host), else the playbook's own code (0, or 1/130 for an internal error/cancel)."""
-    if playbook_code == 4:
-        return 4
-    if playbook_code == 2 or any(not c.passed for c in checks):
-        return 2
-    return playbook_code
+    """The verdict's exit code (policy: `toolkit.run_status.judged_exit_code`): 4 when a
+    host was unreachable, 2 when a check failed, else the playbook's own code."""
+    return int(judged_exit_code(playbook_code, any(not c.passed for c in checks)))
 
 
 def table_rows(checks: Iterable[Check]) -> list[list[str]]:

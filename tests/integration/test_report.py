@@ -22,7 +22,7 @@ import pytest
 
 from toolkit.history import History
 from toolkit.summary import Failure, HostCounts, RunSummary, TaskTiming
-from toolkit.validate import judge_host, to_json
+from toolkit.validate import Check, judge_host
 
 ROOT = Path(__file__).resolve().parents[2]
 RECORDED = ROOT / "tests" / "fixtures" / "runs" / "apply-base.json"
@@ -42,13 +42,15 @@ def _summary(data: dict) -> RunSummary:  # type: ignore[type-arg]
         changes=[], reboot_required=data["reboot_required"], warnings=data["warnings"])
 
 
-def _record(history: History, data: dict, summary: RunSummary, exit_code: int) -> int:  # type: ignore[type-arg]
+def _record(history: History, data: dict, summary: RunSummary, exit_code: int,  # type: ignore[type-arg]
+            checks: list[Check] | None = None) -> int:
     run_id = history.start(command=data["command"], inventory=data["inventory"],
                            profile=data["profile"], playbook=data["playbook"], limit=None,
                            tags=None, check_mode=False, started_at=data["started_at"])
     history.finish(run_id, status=data["status"] if exit_code == 0 else "failed", rc=exit_code,
                    exit_code=exit_code, ended_at=data["ended_at"],
-                   duration_s=data["duration_s"], artifact_dir=None, summary=summary)
+                   duration_s=data["duration_s"], artifact_dir=None, summary=summary,
+                   checks=checks)
     return run_id
 
 
@@ -118,12 +120,9 @@ def rendered(tmp_path: Path) -> tuple[Path, Path, dict]:  # type: ignore[type-ar
     broken.hosts[host] = replace(broken.hosts[host], failed=1)
     broken.failures.append(Failure(host, "Install | Install base packages",
                                    "No package matching 'pciutilz' is available", "failed"))
-    bad = _record(history, data, broken, 2)
-    # `gpuforge validate` keeps its verdict beside the history; the report shows it.
-    verdict = tmp_path / "state" / "validate" / f"run-{bad}.json"
-    verdict.parent.mkdir(parents=True)
-    verdict.write_text(json.dumps(to_json(judge_host(host, MEASURED, {
-        "min_tokens_per_s": 1, "max_ttft_s": 30, "max_restarts": 3}), run_id=bad, exit_code=2)))
+    # `gpuforge validate` records its checks with the run; the report shows them.
+    bad = _record(history, data, broken, 2, checks=judge_host(host, MEASURED, {
+        "min_tokens_per_s": 1, "max_ttft_s": 30, "max_restarts": 3}))
     pages = []
     for run_id in (good, bad):
         out = tmp_path / f"run-{run_id}.html"

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
 from typing import Any
 
-from toolkit.cli.facts import facts_from_events, host_rows, read_job_events
+from toolkit.cli.facts import facts_from_events, host_rows
 
 H100 = {"pci_address": "0000:18:00.0", "name": "H100 SXM5 80GB", "generation": "hopper",
         "memory_mib": 81559, "driver": "nvidia", "vendor_id": "0x10de", "device_id": "0x2330"}
@@ -41,12 +39,3 @@ def test_row_for_a_host_without_gpu_says_so_and_names_nouveau() -> None:
     unknown = {**H100, "name": None, "generation": None, "memory_mib": None, "driver": None}
     [row] = host_rows({"gpus": [unknown], "modules_loaded": ["nouveau"]})
     assert row[1:] == ["0x10de:0x2330", "?", "-", "none", "nouveau"]
-
-
-def test_job_events_are_read_in_order_and_broken_files_skipped(tmp_path: Path) -> None:
-    events = tmp_path / "job_events"
-    events.mkdir()
-    (events / "2-b.json").write_text(json.dumps({"event": "two"}))
-    (events / "1-a.json").write_text(json.dumps({"event": "one"}))
-    (events / "3-c.json").write_text("{not json")
-    assert [e["event"] for e in read_job_events(tmp_path)] == ["one", "two"]

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from toolkit.errors import GpuforgeError, InvalidInput
-from toolkit.history import _SCHEMA, SCHEMA_VERSION, History, process_alive, process_start
+from toolkit.history import SCHEMA_V1, SCHEMA_VERSION, History, process_alive, process_start
 from toolkit.summary import Change, Failure, HostCounts, RunSummary, TaskTiming
 
 
@@ -123,7 +123,7 @@ def test_a_directory_in_its_place_is_refused(tmp_path: Path) -> None:
 def test_schema_1_is_migrated_keeping_its_runs(tmp_path: Path) -> None:
     path = tmp_path / "h.sqlite3"
     with sqlite3.connect(path) as conn:
-        conn.executescript(_SCHEMA)
+        conn.executescript(SCHEMA_V1)
         conn.execute("PRAGMA user_version = 1")
         conn.execute("INSERT INTO runs (command, inventory, started_at, status) "
                      "VALUES ('apply', 'i', 't', 'successful')")

@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 
 from toolkit.errors import ExitCode
-from toolkit.execute import Outcome
 from toolkit.history import History
+from toolkit.recorded_run import Outcome
 from toolkit.runner import RunResult
 from toolkit.summary import Failure, HostCounts, RunSummary, TaskTiming
 from toolkit.validate import judge_host, to_json

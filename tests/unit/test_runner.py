@@ -9,15 +9,10 @@ from pathlib import Path
 
 import pytest
 
+from toolkit.artifacts import scrub_artifacts
 from toolkit.errors import ExitCode
-from toolkit.runner import (
-    RunRequest,
-    allowed_env,
-    outcome_code,
-    run_playbook,
-    scrub_artifacts,
-    secret_values,
-)
+from toolkit.run_env import allowed_env, secret_values
+from toolkit.runner import RunRequest, outcome_code, run_playbook
 from toolkit.summary import HostCounts, RunSummary
 
 CANARY = "hf_CANARYtoken0123456789"
@@ -217,7 +212,7 @@ def test_secret_file_is_gone_once_ansible_started(tmp_path: Path) -> None:
     import json
     import subprocess
 
-    from toolkit.runner import SECRET_EXEC
+    from toolkit.run_env import SECRET_EXEC
 
     secret_file = tmp_path / "secret-env.json"
     secret_file.write_text(json.dumps({"HF_TOKEN": CANARY}))
@@ -246,7 +241,7 @@ def test_vault_values_are_secrets(tmp_path: Path) -> None:
     (inv / "host_vars" / "h1.yml").write_text(vaulted)
     script = (
         "import sys; from pathlib import Path; from toolkit.inventory import resolve; "
-        "from toolkit.runner import vault_values; "
+        "from toolkit.run_env import vault_values; "
         "r = resolve([Path(sys.argv[1])]); "
         "print(vault_values(v for h in r.hosts.values() for v in h.values()))")
     for env_password, expected in ((str(password), "['gfcanary-vault-0123456789']"),
@@ -314,7 +309,7 @@ def test_sigkilled_gpuforge_leaves_no_secret_and_no_ansible_running(
 
 def test_ssh_args_check_host_keys_first_and_keep_the_configured_ones(
         state_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from toolkit.runner import ssh_args
+    from toolkit.run_env import ssh_args
 
     monkeypatch.delenv("ANSIBLE_SSH_ARGS", raising=False)
     args = ssh_args()
@@ -329,7 +324,7 @@ def test_ssh_args_check_host_keys_first_and_keep_the_configured_ones(
 def test_a_secret_file_left_by_a_killed_run_is_removed_by_the_next(tmp_path: Path) -> None:
     import os
 
-    from toolkit.runner import remove_stale_secret_files
+    from toolkit.run_env import remove_stale_secret_files
 
     stale, live = tmp_path / "run-1-a" / "secret-env.json", tmp_path / "run-2-b" / "secret-env.json"
     for path in (stale, live):

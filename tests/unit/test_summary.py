@@ -149,7 +149,7 @@ def test_scrub_finds_a_secret_base64_encoded_at_any_alignment(shift: int, urlsaf
 
 
 def test_each_key_of_a_key_list_is_scrubbed_alone() -> None:
-    from toolkit.runner import secret_values
+    from toolkit.run_env import secret_values
 
     keys = "first-key-0123456789,second-key-0123456789"
     values = secret_values({"GPUFORGE_API_KEYS": keys})

@@ -17,9 +17,10 @@ from toolkit.cli.common import (
 )
 
 
-def _render(outcome: object, *, plan: bool) -> None:
+def render_outcome(outcome: object, *, plan: bool) -> None:
+    """Per-host counts, warnings and failures of a recorded run, on stderr."""
     from toolkit.console import err
-    from toolkit.execute import Outcome, display_status
+    from toolkit.recorded_run import Outcome
 
     assert isinstance(outcome, Outcome)
     summary = outcome.result.summary
@@ -39,7 +40,7 @@ def _render(outcome: object, *, plan: bool) -> None:
                      str(c.skipped), f"{durations.get(host, 0.0):.1f}s",
                      "yes" if host in summary.reboot_required else "no"])
     host_table(
-        f"run {outcome.run_id}: {display_status(outcome.result.status)} "
+        f"run {outcome.run_id}: {outcome.status} "
         f"in {outcome.result.duration_s:.1f}s",
         rows, ["host", "ok", "changed", "failed", "unreachable", "skipped", "task time",
                "reboot required"])
@@ -52,37 +53,36 @@ def _render(outcome: object, *, plan: bool) -> None:
         err().print(f"cancelled; run {outcome.run_id} recorded as cancelled", markup=False)
 
 
-def _publish_run_metrics(outcome: object, profile: str, inventories: list[Path]) -> None:
+def publish_run_metrics(outcome: object, profile: str, inventories: list[Path]) -> None:
     """Each host's record of this apply for the monitoring host (toolkit/run_metrics.py)."""
     import time
 
     from toolkit.check import key_file_secrets
-    from toolkit.execute import Outcome, display_status
-    from toolkit.inventory import resolve
+    from toolkit.recorded_run import Outcome
     from toolkit.run_metrics import apply_records, publish, wanted
 
     assert isinstance(outcome, Outcome)
-    resolved = resolve(inventories)
-    if outcome.result.cancelled or not wanted(resolved.groups):
+    resolved = outcome.resolved
+    if resolved is None or outcome.result.cancelled or not wanted(resolved.groups):
         return
     publish(inventories, apply_records(
-        outcome.result.summary, profile=profile, status=display_status(outcome.result.status),
+        outcome.result.summary, profile=profile, status=str(outcome.status),
         duration_s=outcome.result.duration_s, now=time.time()), key_file_secrets(resolved))
 
 
 def _run(command: str, profile: str, inventory: list[Path] | None, limit: str | None,
          tags: str | None, as_json: bool, check: bool) -> None:
     from toolkit.console import emit_json
-    from toolkit.execute import run_profile
     from toolkit.profiles import get_profile
+    from toolkit.recorded_run import run_profile
 
     prof = get_profile(profile)
     outcome = run_profile(command=command, profile=prof,
                           inventories=inventories_or_default(inventory), limit=limit,
                           tags=tags, check=check, lock=not check)
-    _render(outcome, plan=check)
+    render_outcome(outcome, plan=check)
     if not check:
-        _publish_run_metrics(outcome, prof.name, inventories_or_default(inventory))
+        publish_run_metrics(outcome, prof.name, inventories_or_default(inventory))
     if as_json:
         emit_json(outcome.to_dict(command, prof.name))
     raise typer.Exit(int(outcome.exit_code))
@@ -96,13 +96,20 @@ def apply(
     yes: bool = typer.Option(False, "--yes", "-y",
                              help="Do not ask for confirmation (non-interactive use)."),
     as_json: JsonOpt = False,
+    strategy: str | None = typer.Option(
+        None, "--strategy", metavar="linear|mitogen",
+        help="Ansible strategy: linear (default) or mitogen (faster; plays that reboot stay "
+             "linear). Default: the GPUFORGE_STRATEGY setting, else linear."),
 ) -> None:
     """Apply a profile to the inventory's hosts, with live progress; the run is recorded."""
     import sys
 
-    if not yes and sys.stdin.isatty():
-        typer.confirm(f"Apply profile {profile!r}?", default=True, abort=True, err=True)
-    _run("apply", profile, inventory, limit, tags, as_json, check=False)
+    from toolkit.strategy import for_this_run
+
+    with for_this_run(strategy):  # checked before any host is touched (exit 3 / 5)
+        if not yes and sys.stdin.isatty():
+            typer.confirm(f"Apply profile {profile!r}?", default=True, abort=True, err=True)
+        _run("apply", profile, inventory, limit, tags, as_json, check=False)
 
 
 def plan(

@@ -37,12 +37,12 @@ def demo(
     as_json: JsonOpt = False,
 ) -> None:
     """Start a sandbox host, apply cpu-llm, print the endpoint, a chat completion, the key file."""
-    from toolkit.cli.apply import _render
+    from toolkit.cli.apply import render_outcome
     from toolkit.console import emit_json, err
     from toolkit.errors import ExitCode, GpuforgeError
-    from toolkit.execute import run_profile
     from toolkit.models.client import answer_text, chat, served_models
     from toolkit.profiles import get_profile
+    from toolkit.recorded_run import run_profile
     from toolkit.sandbox.hosts import ensure_api_key, up
     from toolkit.sandbox.state import keys_dir
 
@@ -59,7 +59,7 @@ def demo(
     outcome = run_profile(command="demo", profile=profile,
                           inventories=[Path(state["inventory"])], limit=None, tags=None,
                           check=False)
-    _render(outcome, plan=False)
+    render_outcome(outcome, plan=False)
     if outcome.exit_code != ExitCode.OK:
         raise GpuforgeError(f"applying cpu-llm to sandbox '{name}' did not succeed "
                             f"(run {outcome.run_id})",

@@ -1,44 +1,35 @@
 """`gpuforge facts`: what GPUs each host has, read by the collection's gpu_facts module.
 
-The CLI runs `playbooks/facts.yml` through the runner adapter and reads the module's result
-from the run's events; it never reads sysfs itself.
+The CLI runs `playbooks/facts.yml` through the recorded-run path (check, run, record) and
+takes the module's result from the run's record, where the events put it; it never reads
+sysfs itself.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Mapping
-from pathlib import Path
 from typing import Any
 
 from toolkit.cli.common import InventoryOpt, JsonOpt, LimitOpt, inventories_or_default
+from toolkit.summary import EventSummariser, RunSummary
 
 FACTS_ACTIONS = ("gpuforge.infra.gpu_facts", "gpu_facts")
+# The fact the gpu_facts module publishes on each host.
+GPU_FACT = "gpuforge_gpu"
 
 
 def facts_from_events(events: Iterable[Mapping[str, Any]]) -> dict[str, dict[str, Any]]:
-    """host -> gpuforge_gpu facts, from runner events of the gpu_facts task."""
-    out: dict[str, dict[str, Any]] = {}
+    """host -> gpuforge_gpu facts, from runner events of the gpu_facts task (what the runner
+    adapter keeps of a run that publishes them)."""
+    summariser = EventSummariser(published_facts={GPU_FACT: FACTS_ACTIONS})
     for event in events:
-        if event.get("event") != "runner_on_ok":
-            continue
-        data = event.get("event_data") or {}
-        if data.get("task_action") not in FACTS_ACTIONS:
-            continue
-        facts = ((data.get("res") or {}).get("ansible_facts") or {}).get("gpuforge_gpu")
-        if isinstance(facts, dict) and data.get("host"):
-            out[str(data["host"])] = facts
-    return out
+        summariser.add(event)
+    return gpu_facts(summariser.summary())
 
 
-def read_job_events(artifact_dir: Path) -> list[dict[str, Any]]:
-    events = []
-    for path in sorted((artifact_dir / "job_events").glob("*.json")):
-        try:
-            events.append(json.loads(path.read_text(encoding="utf-8")))
-        except (OSError, ValueError):
-            continue
-    return events
+def gpu_facts(summary: RunSummary) -> dict[str, dict[str, Any]]:
+    return {host: facts[GPU_FACT] for host, facts in sorted(summary.facts.items())
+            if isinstance(facts.get(GPU_FACT), dict)}
 
 
 def host_rows(facts: Mapping[str, Any]) -> list[list[str]]:
@@ -66,13 +57,18 @@ def facts(inventory: InventoryOpt = None, limit: LimitOpt = None, as_json: JsonO
     from toolkit.console import emit_json, err
     from toolkit.errors import ExitCode, GpuforgeError
     from toolkit.paths import content_root
-    from toolkit.runner import RunRequest, _now, run_playbook
+    from toolkit.profiles import Profile
+    from toolkit.recorded_run import run_profile
 
-    inventories = inventories_or_default(inventory)
-    request = RunRequest(playbook=content_root() / "playbooks" / "facts.yml",
-                         inventories=inventories, limit=limit)
-    result = run_playbook(request, ident=f"facts-{_now().replace(':', '')}")
-    found = facts_from_events(read_job_events(Path(result.artifact_dir)))
+    read_only = Profile(name="facts", description="GPU facts of each host (read-only)",
+                        playbook=content_root() / "playbooks" / "facts.yml", roles=(),
+                        validate={})
+    outcome = run_profile(command="facts", profile=read_only,
+                          inventories=inventories_or_default(inventory), limit=limit,
+                          tags=None, check=False, quiet=True, lock=False,
+                          published_facts={GPU_FACT: FACTS_ACTIONS})
+    result = outcome.result
+    found = gpu_facts(result.summary)
     failures = result.summary.failures
     if as_json:
         emit_json({"ok": not failures and result.rc == 0, "hosts": found,
@@ -87,7 +83,7 @@ def facts(inventory: InventoryOpt = None, limit: LimitOpt = None, as_json: JsonO
     for failure in failures:
         err().print(f"{failure.kind}: {failure.host}: {failure.message}", markup=False,
                     highlight=False)
-    code = result.exit_code()
+    code = outcome.exit_code
     if code != ExitCode.OK:
         raise GpuforgeError(f"facts could not be read from {len(failures)} host(s)",
                             hint="see the lines above", code=code)

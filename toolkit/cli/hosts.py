@@ -31,7 +31,7 @@ def trust(
     from toolkit.errors import ExitCode, InvalidInput
     from toolkit.inventory import resolve
     from toolkit.known_hosts import record, scan, targets
-    from toolkit.runner import known_hosts_file
+    from toolkit.run_env import known_hosts_file
 
     path = known_hosts_file()
     found, skipped = targets(resolve(inventories_or_default(inventory)), limit)

@@ -15,22 +15,17 @@ def report(
 ) -> None:
     """Write one HTML file (no network needed) with the run's summary, hosts, failures,
     acceptance checks and a per-host task timeline."""
-    import json
-
     from toolkit.console import err
     from toolkit.errors import InvalidInput
     from toolkit.history import History
     from toolkit.names import parse_run_id
-    from toolkit.paths import state_dir
     from toolkit.report import render
 
     record = History().get(parse_run_id(run_id))
     if record is None:
         raise InvalidInput(f"no run {run_id} in the history",
                            hint="`gpuforge runs list` shows the recorded runs")
-    checks_file = state_dir() / "validate" / f"run-{record.id}.json"
-    checks = json.loads(checks_file.read_text(encoding="utf-8"))["checks"] \
-        if checks_file.is_file() else []
+    checks = [c.to_dict() for c in record.checks]
     output.parent.mkdir(parents=True, exist_ok=True)
     output.write_text(render(record, checks), encoding="utf-8")
     err().print(f"wrote {output}", markup=False)

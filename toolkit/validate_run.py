@@ -1,0 +1,61 @@
+"""A recorded validate run: the validate playbook through the recorded-run path, each
+host's published measurements judged against its thresholds, the verdict and checks
+recorded with the run, run metrics published for a monitoring host. The CLI only renders.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+from toolkit.check import key_file_secrets
+from toolkit.errors import ExitCode
+from toolkit.inventory import ResolvedInventory
+from toolkit.paths import content_root
+from toolkit.profiles import get_profile
+from toolkit.recorded_run import Outcome, run_profile
+from toolkit.run_metrics import publish, validate_records, wanted
+from toolkit.runner import RunResult
+from toolkit.validate import Check, default_thresholds, exit_code, judge_host, thresholds_for
+
+# The fact the validate role publishes on each host (roles/validate/tasks/publish.yml).
+MEASUREMENTS_FACT = "validate_measurements"
+PUBLISHED_BY = ("ansible.builtin.set_fact", "set_fact")
+GPU_GROUP = "gpu_nodes"
+
+
+def judge_run(result: RunResult, resolved: ResolvedInventory,
+              profile_block: dict[str, Any]) -> tuple[ExitCode, list[Check]]:
+    """Every host's checks, and the verdict's exit code."""
+    defaults = default_thresholds(content_root() / "roles")
+    summary = result.summary
+    reasons = {f.host: f"{f.kind}: {f.task}: {f.message}" for f in summary.failures}
+    checks: list[Check] = []
+    for host in sorted(summary.hosts or resolved.hosts):
+        hostvars = {k: v.value for k, v in resolved.hosts.get(host, {}).items()}
+        measured = summary.facts.get(host, {}).get(MEASUREMENTS_FACT)
+        checks += judge_host(host, measured if isinstance(measured, dict) else None,
+                             thresholds_for(defaults, profile_block, hostvars),
+                             gpu_host=GPU_GROUP in resolved.groups.get(host, []),
+                             failure=reasons.get(host, ""))
+    return ExitCode(exit_code(int(result.exit_code()), checks)), checks
+
+
+def run_validate(inventories: list[Path], *, profile: str | None,
+                 limit: str | None, deep: bool = False) -> Outcome:
+    """Validate the hosts and record the verdict; thresholds from `profile`'s block."""
+    block = get_profile(profile).validate if profile else {}
+    outcome = run_profile(
+        command="validate", profile=get_profile("validate"), inventories=inventories,
+        limit=limit, tags=None, check=False, lock=False,
+        extravars={"validate_models_deep": True} if deep else None,
+        published_facts={MEASUREMENTS_FACT: PUBLISHED_BY},
+        judge=lambda result, resolved: judge_run(result, resolved, block))
+    resolved = outcome.resolved
+    if resolved is not None and wanted(resolved.groups) and not outcome.result.cancelled:
+        publish(inventories, validate_records(
+            outcome.checks, profile=profile or "validate",
+            duration_s=outcome.result.duration_s, now=time.time()),
+            key_file_secrets(resolved))
+    return outcome
