@@ -240,8 +240,9 @@ class PlacementInputError(ValueError):
 
 def host_facts(host: str, hostvars: Mapping[str, Any], groups: tuple[str, ...] = (),
                recorded: Mapping[str, Any] | None = None) -> HostFacts:
-    """A host's facts from its variables; `recorded` (one host of `gpuforge facts --json`)
-    supplies GPU count and per-GPU memory where the variables do not."""
+    """A host's facts from its variables; `recorded` (one host of `gpuforge facts --json`, or
+    of Ansible's fact cache) supplies GPU count and per-GPU memory, and `memtotal_mb` the host
+    memory, where the variables do not."""
     def number(name: str) -> int | None:
         if name not in hostvars or hostvars[name] in (None, ""):
             return None
@@ -263,7 +264,10 @@ def host_facts(host: str, hostvars: Mapping[str, Any], groups: tuple[str, ...] =
                                       "gpuforge_gpu_memory_mib (memory of one GPU) is not set")
         gpus = (per_gpu,) * count
     reserved = number("gpuforge_memory_reserved_mb")
-    return HostFacts(name=host, memory_mb=number("gpuforge_memory_mb"), gpu_memory_mib=gpus,
+    memory = number("gpuforge_memory_mb")
+    if memory is None and recorded and _int(recorded.get("memtotal_mb")) is not None:
+        memory = _int(recorded.get("memtotal_mb"))
+    return HostFacts(name=host, memory_mb=memory, gpu_memory_mib=gpus,
                      reserved_mb=DEFAULT_RESERVED_MB if reserved is None else reserved,
                      groups=groups)
 
@@ -340,6 +344,31 @@ def placement_from_inventory(hostvars: Mapping[str, Mapping[str, Any]],
     return place(hosts, wanted_models({h: hostvars[h] for h in sorted(known)}, catalog))
 
 
+def cached_facts(directory: Any, hosts: list[str]) -> dict[str, dict[str, Any]]:
+    """What Ansible's fact cache (jsonfile, ansible.cfg) last recorded of each host: host memory
+    (`memtotal_mb`) and, where gpu_facts ran, its GPUs. Unreadable or absent entries: none."""
+    import json
+    from pathlib import Path
+
+    out: dict[str, dict[str, Any]] = {}
+    for host in hosts:
+        path = Path(directory) / host
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+            if isinstance(data, dict) and isinstance(data.get("__payload__"), str):
+                data = json.loads(data["__payload__"])
+        except (OSError, ValueError):
+            continue
+        if not isinstance(data, dict):
+            continue
+        gpu = data.get("gpuforge_gpu") or data.get("ansible_gpuforge_gpu") or {}
+        entry: dict[str, Any] = {"memtotal_mb": data.get("ansible_memtotal_mb")}
+        if isinstance(gpu, dict) and isinstance(gpu.get("gpus"), list):
+            entry["gpus"] = gpu["gpus"]
+        out[host] = entry
+    return out
+
+
 def resolved_placement(resolved: Any, catalog: Mapping[str, Any] | None = None,
                        recorded: Mapping[str, Mapping[str, Any]] | None = None) -> Placement:
     """The placement of a resolved inventory (toolkit.inventory.ResolvedInventory) against the
@@ -353,6 +382,10 @@ def resolved_placement(resolved: Any, catalog: Mapping[str, Any] | None = None,
     plain = {host: {name: sv.value for name, sv in variables.items()
                     if not is_vaulted(sv.value) and not is_templated(sv.value)}
              for host, variables in resolved.hosts.items()}
+    if recorded is None:
+        from toolkit.paths import cache_dir
+
+        recorded = cached_facts(cache_dir() / "facts", sorted(plain))
     try:
         return placement_from_inventory(plain, resolved.groups, needs, recorded)
     except PlacementInputError as exc:

@@ -205,3 +205,19 @@ def test_json_matches_the_contract(tmp_path: Path, capsys: pytest.CaptureFixture
     assert set(real["hosts"]["small-1"]) == set(doc["hosts"]["gpu-a01"])
     assert set(real["assignments"][0]) == set(doc["assignments"][0])
     assert set(doc["refusals"][0]) == {"model", "host", "message"}
+
+
+def test_facts_come_from_ansibles_fact_cache(tmp_path: Path) -> None:
+    from toolkit.placement import cached_facts
+
+    payload = {"ansible_memtotal_mb": 257000, "gpuforge_gpu": {"gpus": [
+        {"vendor": "nvidia", "memory_mib": H200}, {"vendor": "nvidia", "memory_mib": H200}]}}
+    (tmp_path / "gpu-1").write_text(json.dumps({"__payload__": json.dumps(payload)}),
+                                    encoding="utf-8")
+    (tmp_path / "broken").write_text("{not json", encoding="utf-8")
+    recorded = cached_facts(tmp_path, ["gpu-1", "broken", "absent"])
+    assert list(recorded) == ["gpu-1"]
+    result = placement_from_inventory(
+        {"gpu-1": {"gpuforge_placement": [{"model": "large-gpu"}]}}, {}, CATALOG, recorded)
+    assert result.ok and result.assignments[0].gpus == (0, 1)
+    assert result.hosts[0].memory_mb == 257000
