@@ -97,6 +97,62 @@ def test_validate_fails_when_the_runtime_is_stopped(served: Sandbox, tmp_path: P
         served.exec(host, "systemctl", "start", unit)
 
 
+# Flip one byte of the model file in place and put its mtime back: size, mtime and inode
+# unchanged. Argument: the file. Prints nothing; a second call restores the byte.
+FLIP = """
+import os, sys
+path = sys.argv[1]
+st = os.stat(path)
+with open(path, "r+b") as fh:
+    fh.seek(st.st_size - 1)
+    byte = fh.read(1)
+    fh.seek(st.st_size - 1)
+    fh.write(bytes([byte[0] ^ 0xFF]))
+os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
+"""
+
+
+def _model_checks(data: dict) -> dict[str, dict]:  # type: ignore[type-arg]
+    return {c["name"]: c for c in data["checks"] if c["name"].startswith("model.")}
+
+
+def test_validate_trusts_the_recorded_sha256_until_the_file_changes_or_deep(
+        served: Sandbox, tmp_path: Path) -> None:
+    """Model files are hashed once (issue 16): the sha256 recorded at download is trusted
+    while size, mtime and inode are unchanged, so an in-place edit that keeps all three is
+    seen only by `validate --deep`; a touched file is hashed again and its mismatch fails."""
+    host = served.state["hosts"][0]["name"]
+    record = served.exec(host, "cat", "/srv/gpuforge/models/.gpuforge-sha256.json")
+    assert record.returncode == 0, "apply left no sha256 record beside the model store"
+    entries = json.loads(record.stdout)["files"]
+    path, entry = next((p, e) for p, e in entries.items() if p.endswith(".gguf"))
+    assert re.fullmatch(r"[0-9a-f]{64}", entry["sha256"]) and entry["size"] > 0
+    flip = served.exec(host, "python3", "-c", FLIP, path)
+    assert flip.returncode == 0, flip.stderr
+    try:
+        rc, data, _, err = _validate(served, tmp_path / "trusted.xml")
+        assert rc == 0, err  # the record is trusted: nothing re-hashed
+        assert all(c["status"] == "pass" for c in _model_checks(data).values())
+
+        proc = served.gpuforge("validate", "-i", served.inventory, "--profile", "cpu-llm",
+                               "--deep", "--json", timeout=600)
+        assert proc.returncode == 2, proc.stderr[-3000:]
+        failed = [c for c in _model_checks(json.loads(proc.stdout)).values()
+                  if c["status"] == "fail"]
+        assert len(failed) == 1 and failed[0]["measured"] != entry["sha256"], failed
+        assert f"{path} has sha256" in failed[0]["why"]
+
+        touch = served.exec(host, "touch", path)  # mtime changes: the file is hashed again
+        assert touch.returncode == 0, touch.stderr
+        rc, data, _, err = _validate(served, tmp_path / "touched.xml")
+        assert rc == 2, err
+        assert [c["status"] for c in _model_checks(data).values()] == ["fail"]
+    finally:
+        assert served.exec(host, "python3", "-c", FLIP, path).returncode == 0
+    rc, data, _, err = _validate(served, tmp_path / "restored.xml")
+    assert rc == 0, err
+
+
 # The gateway on the same serving host (issue 12): limits before the key check, TLS at
 # Mozilla's intermediate level, pinned certificate, sandboxed nginx, tested configuration,
 # runtimes closed to local users. These run after the validate tests (file order): they
