@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -52,11 +52,22 @@ class Runtime:
 
 
 @dataclass(frozen=True)
+class CudaArchitecture:
+    capability: str  # '9.0'
+    min_cuda: str
+    max_cuda: str | None
+
+
+@dataclass(frozen=True)
 class CompatTable:
     generations: Mapping[str, Generation]
     cuda_by_branch: Mapping[int, str]
     runtimes: Mapping[str, Runtime]
     distro_branches: Mapping[str, tuple[int, ...]]
+    # compute capability ('9.0') -> the toolkits that build for it
+    cuda_architectures: Mapping[str, CudaArchitecture] = field(default_factory=dict)
+    # distribution -> the CUDA toolkit its own archive carries ('debian-13' -> '12.4')
+    distro_cuda_toolkit: Mapping[str, str] = field(default_factory=dict)
 
 
 GpuCatalog = Mapping[tuple[str, str], Mapping[str, Any]]
@@ -116,7 +127,14 @@ def load_compat(path: Path | str | None = None) -> CompatTable:
         name: tuple(int(b) for b in d["nvidia_driver_branches"])
         for name, d in data["distros"].items()
     }
-    return CompatTable(generations, cuda_by_branch, runtimes, distros)
+    architectures = {
+        str(cc): CudaArchitecture(str(cc), str(a["min_cuda"]),
+                                  str(a["max_cuda"]) if a.get("max_cuda") else None)
+        for cc, a in (data.get("cuda_architectures") or {}).items()
+    }
+    toolkits = {name: str(d["cuda_toolkit"]) for name, d in data["distros"].items()
+                if d.get("cuda_toolkit")}
+    return CompatTable(generations, cuda_by_branch, runtimes, distros, architectures, toolkits)
 
 
 def _norm_id(value: str | int) -> str:
@@ -347,4 +365,55 @@ def check_combination(
             problems.append(_unknown("distro", distro, table.distro_branches))
         elif not vendor_repo:
             problems += _check_distro(distro, branches, branch, gen)
+    return problems
+
+
+def capability(architecture: str) -> str:
+    """'90', 'sm_90', '9.0' -> '9.0'; '120' -> '12.0'; '86' -> '8.6'."""
+    text = architecture.strip().lower().removeprefix("sm_").removesuffix("-real")
+    if re.fullmatch(r"\d+\.\d", text):
+        return text
+    if not re.fullmatch(r"\d{2,3}", text):
+        raise ValueError(f"not a CUDA architecture: {architecture!r}")
+    return f"{text[:-1]}.{text[-1]}"
+
+
+def capabilities_of_generation(generation: str, catalog: GpuCatalog | None = None) -> list[str]:
+    """Every compute capability seeds/gpus.yml lists for a generation, sorted."""
+    entries = (catalog if catalog is not None else _default_catalog()).values()
+    found = {str(e["compute_capability"]) for e in entries
+             if e.get("generation") == generation and e.get("compute_capability")}
+    return sorted(found, key=_version_key)
+
+
+def toolkit_problems(table: CompatTable, *, architectures: list[str],
+                     toolkit: str) -> list[CompatProblem]:
+    """Every architecture the CUDA ``toolkit`` cannot build for; empty means go."""
+    problems: list[CompatProblem] = []
+    have = _version_key(toolkit)
+    for arch in architectures:
+        try:
+            cc = capability(arch)
+        except ValueError as exc:
+            problems.append(CompatProblem("unknown-cuda-architecture", str(exc),
+                                          "use compute capabilities such as 90 or 9.0"))
+            continue
+        entry = table.cuda_architectures.get(cc)
+        sm = "sm_" + cc.replace(".", "")
+        if entry is None:
+            problems.append(_unknown("cuda-architecture", cc, table.cuda_architectures))
+        elif have < _version_key(entry.min_cuda):
+            problems.append(CompatProblem(
+                "toolkit-too-old-for-gpu",
+                f"CUDA {toolkit} cannot build for {sm} (compute capability {cc}): it needs CUDA "
+                f">= {entry.min_cuda}",
+                f"use a CUDA {entry.min_cuda} or newer toolkit (Debian 13's 12.4, or NVIDIA's "
+                "repository: llama_cpp_cuda_repo, llama_cpp_cuda_packages, "
+                "llama_cpp_cuda_version), or leave this GPU's architecture out"))
+        elif entry.max_cuda and have[:2] > _version_key(entry.max_cuda)[:2]:
+            problems.append(CompatProblem(
+                "toolkit-too-new-for-gpu",
+                f"CUDA {toolkit} no longer builds for {sm} (compute capability {cc}): the last "
+                f"toolkit that does is CUDA {entry.max_cuda}",
+                f"use a CUDA {entry.max_cuda} or older toolkit for this GPU"))
     return problems

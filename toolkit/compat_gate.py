@@ -11,7 +11,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from toolkit.compat import CompatTable, check_combination, load_compat
+from toolkit.compat import (
+    CompatTable,
+    capabilities_of_generation,
+    check_combination,
+    load_compat,
+    toolkit_problems,
+)
 from toolkit.inventory import SourcedValue
 from toolkit.specs import Problem
 
@@ -44,9 +50,74 @@ def _value(hostvars: Mapping[str, SourcedValue], name: str) -> str | None:
     return str(entry.value)
 
 
+TOOLKIT_VAR = "llama_cpp_cuda_version"
+ARCHS_VAR = "llama_cpp_cuda_architectures"
+
+
+def _architectures(value: object) -> list[str]:
+    """A pinned llama_cpp_cuda_architectures: a list, or '80;90' / '80,90'."""
+    if isinstance(value, (list, tuple)):
+        return [str(v) for v in value]
+    return [a for a in str(value).replace(",", ";").split(";") if a.strip()]
+
+
+def build_toolkit_problems(host: str, hostvars: Mapping[str, SourcedValue],
+                           table: CompatTable | None = None,
+                           recorded: Mapping[str, object] | None = None) -> list[Problem]:
+    """A llama.cpp CUDA build the host's toolkit cannot make for its GPUs.
+
+    The GPUs: ``llama_cpp_cuda_architectures`` when pinned, else the compute capabilities of
+    ``recorded`` gpu facts, else those seeds/gpus.yml lists for ``gpuforge_gpu_generation``.
+    The toolkit: ``llama_cpp_cuda_version`` when pinned, else the one ``gpuforge_distro``
+    carries. Hosts that do not build llama.cpp for CUDA, or where either side is unknown, pass.
+    """
+    if (_value(hostvars, "gpuforge_runtime") or "llama_cpp") != "llama_cpp" \
+            or _value(hostvars, "llama_cpp_install_method") == "release" \
+            or (_value(hostvars, "llama_cpp_backend") or "cuda") != "cuda":
+        return []
+    table = table or load_compat()
+    generation = _value(hostvars, GENERATION_VAR)
+    pinned = hostvars.get(ARCHS_VAR)
+    gpus = [g for g in (recorded or {}).get("gpus") or []  # type: ignore[attr-defined]
+            if isinstance(g, Mapping) and g.get("vendor") == "nvidia"]
+    if pinned is not None and pinned.value not in (None, "", []):
+        archs, gpu_side = _architectures(pinned.value), ARCHS_VAR
+    elif gpus:
+        archs = sorted({str(g["compute_capability"]) for g in gpus
+                        if g.get("compute_capability")})
+        gpu_side = "recorded gpu facts (" + ", ".join(
+            sorted({str(g.get("name") or g.get("device_id")) for g in gpus})) + ")"
+    elif generation and table.generations.get(generation) is not None \
+            and table.generations[generation].vendor == "nvidia":
+        archs, gpu_side = capabilities_of_generation(generation), GENERATION_VAR
+    else:
+        return []
+    distro = _value(hostvars, DISTRO_VAR)
+    toolkit = _value(hostvars, TOOLKIT_VAR)
+    tool_side = TOOLKIT_VAR
+    if toolkit is None and distro is not None:
+        toolkit, tool_side = table.distro_cuda_toolkit.get(distro), DISTRO_VAR
+    if toolkit is None or not archs:
+        return []
+    sides = [s for s in (gpu_side, tool_side) if s in hostvars]
+    sources = "; ".join(dict.fromkeys(hostvars[s].source for s in sides))
+    gpus_text = f"{generation} " if gpu_side == GENERATION_VAR and generation else ""
+    tool_text = f"{toolkit} ({tool_side}={_value(hostvars, tool_side)!r})"
+    return [Problem(host=host, variable=f"{tool_side} vs {gpu_side.split(' (')[0]}",
+                    message=f"incompatible (GPU {gpus_text}{gpu_side}: {', '.join(archs)}; CUDA "
+                            f"toolkit {tool_text}): {cp.message}; hint: {cp.hint}",
+                    source=sources)
+            for cp in toolkit_problems(table, architectures=archs, toolkit=toolkit)]
+
+
 def host_compat_problems(host: str, hostvars: Mapping[str, SourcedValue],
                          table: CompatTable | None = None) -> list[Problem]:
     """Every compatibility conflict among the choices a host's variables pin."""
+    return _choice_problems(host, hostvars, table) + build_toolkit_problems(host, hostvars, table)
+
+
+def _choice_problems(host: str, hostvars: Mapping[str, SourcedValue],
+                     table: CompatTable | None = None) -> list[Problem]:
     generation = _value(hostvars, GENERATION_VAR)
     branch = _value(hostvars, BRANCH_VAR)
     module = _value(hostvars, MODULE_VAR)
