@@ -14,7 +14,20 @@ from pathlib import Path
 
 from toolkit.errors import ExitCode, GpuforgeError, PrerequisiteMissing
 from toolkit.inventory import ResolvedInventory, reach
-from toolkit.run_env import known_hosts_file
+from toolkit.paths import state_dir
+
+# Host keys gpuforge was told to trust (`gpuforge hosts trust`), checked besides the
+# user's ~/.ssh/known_hosts and the system's.
+KNOWN_HOSTS = "known_hosts"
+
+
+def known_hosts_file() -> Path:
+    """gpuforge's own known_hosts (created empty, 0600): what `hosts trust` records."""
+    path = state_dir() / KNOWN_HOSTS
+    if not path.exists():
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        os.close(fd)
+    return path
 
 
 @dataclass(frozen=True)

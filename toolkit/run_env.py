@@ -15,6 +15,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
+from toolkit.known_hosts import known_hosts_file
 from toolkit.paths import collections_dir, content_root, state_dir
 from toolkit.strategy import envvars_from_setting
 
@@ -32,9 +33,6 @@ SECRET_ENV = frozenset({"HF_TOKEN", "GPUFORGE_API_KEY", "GPUFORGE_API_KEYS"})
 # Starts ansible-playbook with the secret env read from a 0600 file (see its docstring).
 SECRET_EXEC = Path(__file__).with_name("_secret_exec.py")
 SECRET_ENV_FILE = "secret-env.json"
-# Host keys gpuforge was told to trust (`gpuforge hosts trust`), checked besides the
-# user's ~/.ssh/known_hosts and the system's.
-KNOWN_HOSTS = "known_hosts"
 
 
 def is_secret_env(name: str) -> bool:
@@ -86,15 +84,6 @@ def vault_values(values: Iterable[Any]) -> list[str]:
         elif isinstance(item, list | tuple):
             todo.extend(item)
     return found
-
-
-def known_hosts_file() -> Path:
-    """gpuforge's own known_hosts (created empty, 0600): what `hosts trust` records."""
-    path = state_dir() / KNOWN_HOSTS
-    if not path.exists():
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-        os.close(fd)
-    return path
 
 
 def configured_ssh_args() -> str:

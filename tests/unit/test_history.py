@@ -205,3 +205,54 @@ def test_runs_list_shows_interrupted_runs(state_dir: Path,
     assert main(["runs", "list", "--json"]) == 0
     assert [(r["run_id"], r["status"]) for r in json.loads(capsys.readouterr().out)] == [
         (run_id, "interrupted")]
+
+
+def test_schema_2_is_migrated_in_place_keeping_its_runs(tmp_path: Path) -> None:
+    from toolkit.history import MIGRATIONS
+
+    path = tmp_path / "h.sqlite3"
+    with sqlite3.connect(path) as conn:
+        conn.executescript(SCHEMA_V1 + MIGRATIONS[2])
+        conn.execute("PRAGMA user_version = 2")
+        conn.execute("INSERT INTO runs (command, inventory, started_at, status, exit_code) "
+                     "VALUES ('validate', 'i', 't', 'failed', 2)")
+    conn.close()
+    inode = path.stat().st_ino
+    history = History(path)
+    assert [(r.command, r.status, r.exit_code) for r in history.list()] == [
+        ("validate", "failed", 2)]
+    assert path.stat().st_ino == inode  # upgraded in place, not replaced
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 3
+        columns = {r[1] for r in conn.execute("PRAGMA table_info(runs)")}
+        tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    conn.close()
+    assert "extra" not in columns and {"pid", "process_start"} <= columns
+    assert {"checks", "facts"} <= tables
+    record = history.get(1)
+    assert record is not None and record.checks == [] and record.to_dict()["facts"] == {}
+
+
+def test_checks_and_published_facts_are_kept_with_the_run(tmp_path: Path) -> None:
+    from toolkit.validate import Check
+
+    history = History(tmp_path / "h.sqlite3")
+    run_id = history.start(command="validate", inventory="i", profile="validate",
+                           playbook="validate.yml", limit=None, tags=None, check_mode=False,
+                           started_at="t")
+    done = summary()
+    done.facts = {"h1": {"validate_measurements": {"host": "h1", "health": [200]}}}
+    checks = [Check("h1", "gateway.tokens_per_s", "fail", 3.2, ">= 5", "too slow"),
+              Check("h1", "runtime.m.health", "pass", 200, "== 200"),
+              Check("h2", "host.measured", "fail", None, "measurements published", "gone")]
+    history.finish(run_id, status="failed", rc=0, exit_code=2, ended_at="t2", duration_s=1.0,
+                   artifact_dir=None, summary=done, checks=checks)
+    record = History(tmp_path / "h.sqlite3").get(run_id)
+    assert record is not None and record.summary is not None
+    assert record.checks == checks  # order, types (float, int, None) and messages kept
+    assert record.summary.facts == done.facts
+    data = record.to_dict()
+    assert data["checks"][0] == {"host": "h1", "name": "gateway.tokens_per_s", "status": "fail",
+                                 "measured": 3.2, "threshold": ">= 5", "message": "too slow"}
+    assert data["facts"]["h1"]["validate_measurements"]["health"] == [200]
+    assert "extra" not in data

@@ -32,6 +32,17 @@ def write_playbook(tmp_path: Path, tasks: str) -> Path:
     return pb
 
 
+def sleep_request(tmp_path: Path, seconds: int) -> RunRequest:
+    """One local host sleeping `seconds` in a single task."""
+    tasks = f"""
+    - name: Sleep a long time
+      ansible.builtin.command: sleep {seconds}
+      changed_when: false
+"""
+    return RunRequest(playbook=write_playbook(tmp_path, tasks),
+                      inventories=[write_local_inventory(tmp_path, ("h1",))])
+
+
 def test_allowed_env_keeps_only_what_ansible_needs() -> None:
     base = {"PATH": "/bin", "AWS_SECRET_ACCESS_KEY": "x", "HF_TOKEN": "t", "LC_ALL": "C",
             "ANSIBLE_FORKS": "5", "RANDOM_VAR": "y"}
@@ -111,13 +122,7 @@ def test_real_run_counts_failures_reboot_and_secrets(
 
 
 def test_cancel_stops_the_run_quickly(tmp_path: Path, state_dir: Path) -> None:
-    tasks = """
-    - name: Sleep a long time
-      ansible.builtin.command: sleep 121
-      changed_when: false
-"""
-    request = RunRequest(playbook=write_playbook(tmp_path, tasks),
-                         inventories=[write_local_inventory(tmp_path, ("h1",))])
+    request = sleep_request(tmp_path, 121)
     cancel = threading.Event()
     threading.Timer(3.0, cancel.set).start()
     t0 = time.monotonic()
@@ -333,3 +338,16 @@ def test_a_secret_file_left_by_a_killed_run_is_removed_by_the_next(tmp_path: Pat
     os.utime(stale, (time.time() - 3600, time.time() - 3600))
     assert remove_stale_secret_files(tmp_path) == [stale]
     assert live.exists() and not stale.exists()
+
+
+def test_cancel_interrupts_ansible_playbook_before_anything_is_killed(
+        tmp_path: Path, state_dir: Path) -> None:
+    request = sleep_request(tmp_path, 122)
+    cancel = threading.Event()
+    threading.Timer(3.0, cancel.set).start()
+    result = run_playbook(request, ident="t-int", cancel=cancel)
+    assert result.status == "cancelled" and result.exit_code() is ExitCode.CANCELLED
+    # SIGINT reached ansible-playbook, which stopped its own way (a SIGKILL leaves no line).
+    assert "User interrupted execution" in (Path(result.artifact_dir) / "stdout").read_text()
+    time.sleep(1)
+    assert [p for p in Path("/proc").glob("[0-9]*/cmdline") if b"sleep\x00122" in _read(p)] == []

@@ -30,8 +30,7 @@ def trust(
     from toolkit.console import err
     from toolkit.errors import ExitCode, InvalidInput
     from toolkit.inventory import resolve
-    from toolkit.known_hosts import record, scan, targets
-    from toolkit.run_env import known_hosts_file
+    from toolkit.known_hosts import known_hosts_file, record, scan, targets
 
     path = known_hosts_file()
     found, skipped = targets(resolve(inventories_or_default(inventory)), limit)
