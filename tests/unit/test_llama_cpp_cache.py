@@ -78,3 +78,42 @@ def test_an_artifact_of_another_source_archive_is_built_again(tmp_path: Path) ->
     proc = _run(tmp_path, "-e", "llama_cpp_backend=cpu")
     assert "Treat an artifact of another source archive as missing" in proc.stdout
     assert "Build | Compile llama-server and llama-bench" in proc.stdout, proc.stdout[-3000:]
+
+
+_PREFLIGHT = """
+- hosts: localhost
+  connection: local
+  gather_facts: true
+  vars:
+    model_store_paths: {smollm2-135m-instruct: {path: /srv/models/smollm2.gguf}}
+  tasks:
+    - ansible.builtin.include_role:
+        name: gpuforge.infra.llama_cpp
+        tasks_from: preflight.yml
+"""
+
+
+def test_the_role_refuses_a_toolkit_that_cannot_build_for_the_gpus(tmp_path: Path) -> None:
+    # Same table as the gate; here the architectures come from the run (gathered facts or
+    # inventory), as on a host whose generation the inventory never declared.
+    play = tmp_path / "preflight.yml"
+    play.write_text(_PREFLIGHT, encoding="utf-8")
+    env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=str(collections_dir()), ANSIBLE_NOCOLOR="1",
+               ANSIBLE_LOCALHOST_WARNING="false")
+
+    def run(archs: list[str], version: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [str(Path(sys.executable).parent / "ansible-playbook"), "-i", "localhost,", "--check",
+             "-e", f"ansible_python_interpreter={sys.executable}", "-e", "llama_cpp_backend=cuda",
+             "-e", json.dumps({"llama_cpp_cuda_architectures": archs,
+                               "llama_cpp_cuda_version": version}), str(play)],
+            capture_output=True, text=True, env=env, check=False, cwd=tmp_path)
+
+    refused = run(["80", "90"], "11.8")
+    assert refused.returncode == 2, refused.stdout[-3000:]
+    assert "CUDA 11.8 (llama_cpp_cuda_version" in refused.stdout
+    assert "cannot build for sm_90 (needs CUDA 12.0 or newer)" in refused.stdout
+    assert "sm_80" not in refused.stdout.split("cannot build for")[1].split("on localhost")[0]
+    passed = run(["90"], "12.4")
+    assert "Check the CUDA toolkit can build" in passed.stdout
+    assert "cannot build for" not in passed.stdout
