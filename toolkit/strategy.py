@@ -47,9 +47,10 @@ def mitogen_plugins_dir() -> Path:
 
 
 def strategy_envvars(name: str) -> dict[str, str]:
-    """What ansible-playbook's environment needs for the strategy `name`."""
+    """What ansible-playbook's environment needs for the strategy `name` (set either way, so
+    an ANSIBLE_STRATEGY exported in the caller's shell does not pick the strategy instead)."""
     if name == "linear":
-        return {}
+        return {"ANSIBLE_STRATEGY": "linear"}
     return {"ANSIBLE_STRATEGY": MITOGEN_STRATEGY,
             "ANSIBLE_STRATEGY_PLUGINS": str(mitogen_plugins_dir())}
 
