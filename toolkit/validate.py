@@ -305,3 +305,65 @@ def to_junit(checks: list[Check], *, suite: str = "gpuforge validate") -> str:
     ET.indent(root)
     return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="unicode") \
         + "\n"
+
+
+# --- GPU hosts: every GPU visible, the runtime really on it, per-class floors -----------------
+
+_OFFLOAD = re.compile(r"offloaded (\d+)/(\d+) layers to GPU")
+_DEVICE = re.compile(r"using device ((?:CUDA|ROCm|Vulkan)\d+) \(([^)]*)\)")
+
+
+def judge_gpus_visible(host: str, facts: Mapping[str, Any]) -> Check:
+    """Every NVIDIA GPU on the PCI bus (gpu_facts) must be one nvidia-smi lists: a GPU that
+    fell off the bus or a driver that lost it shows on PCI without nvidia-smi's UUID."""
+    gpus = [g for g in facts.get("gpus") or [] if g.get("vendor") == "nvidia"]
+    tools = facts.get("tools") or {}
+    listed = [g for g in gpus if g.get("uuid")]
+    missing = [str(g.get("pci_address")) for g in gpus if not g.get("uuid")]
+    if gpus and not tools.get("nvidia_smi", True):
+        return _check(host, "gpu.smi_visible", False, 0, f"== {len(gpus)} (PCI)",
+                      "nvidia-smi is not installed")
+    why = "" if not missing else (
+        f"{len(missing)} of {len(gpus)} GPUs on the PCI bus missing from nvidia-smi: "
+        + ", ".join(missing))
+    return _check(host, "gpu.smi_visible", not missing, len(listed), f"== {len(gpus)} (PCI)", why)
+
+
+def parse_offload(log: str) -> dict[str, Any]:
+    """What llama-server's start-up log says about the GPU: layers offloaded of the model's
+    total, and the devices it uses (CUDA0, ROCm0 ...)."""
+    offload = _OFFLOAD.findall(log or "")
+    layers, total = (int(offload[-1][0]), int(offload[-1][1])) if offload else (None, None)
+    devices = list(dict.fromkeys(f"{d} ({name})" for d, name in _DEVICE.findall(log or "")))
+    return {"layers": layers, "total": total, "devices": devices}
+
+
+def judge_offload(host: str, instance: str, backend: str, log: str) -> Check:
+    """A GPU backend must hold every layer on a GPU device; cpu needs nothing."""
+    got = parse_offload(log)
+    name = f"runtime.{_slug(instance)}.gpu"
+    if backend == "cpu":
+        return _check(host, name, True, "cpu", "cpu backend")
+    want = "CUDA" if backend == "cuda" else "ROCm"
+    on_device = [d for d in got["devices"] if d.startswith(want)]
+    full = got["total"] is not None and got["total"] > 0 and got["layers"] == got["total"]
+    measured = f"{got['layers']}/{got['total']} layers" if got["total"] is not None else None
+    why = ""
+    if not on_device:
+        why = f"no {want} device in the log (serving on the CPU?)"
+    elif not full:
+        why = (f"only {measured} offloaded" if measured
+               else "the log names no offloaded layers")
+    return _check(host, name, not why, measured, f"every layer on {want}", why)
+
+
+def thresholds_for_gpu(classes: Mapping[str, Any], gpu_facts: Mapping[str, Any] | None
+                       ) -> dict[str, Any]:
+    """The floors of the host's GPU class (seeds/validate_gpu_classes.yml): its NVIDIA or AMD
+    GPUs' generation; the `cpu` class without GPUs; {} for a generation the seeds lack."""
+    table = classes.get("classes") or {}
+    gens = [str(g.get("generation")) for g in (gpu_facts or {}).get("gpus") or []
+            if g.get("vendor") in ("nvidia", "amd") and g.get("generation")]
+    key = gens[0] if gens else ("cpu" if not (gpu_facts or {}).get("gpu_count") else "")
+    entry = table.get(key) or {}
+    return {k: entry[k] for k in THRESHOLD_KEYS if k in entry}
