@@ -8,7 +8,7 @@ import typer
 
 from toolkit.cli.common import JsonOpt, host_table
 
-app = typer.Typer(help="Run history: every apply, plan and validate, with its outcome.",
+app = typer.Typer(help="Run history: every apply, plan, validate and facts run, with its outcome.",
                   no_args_is_help=True)
 
 
