@@ -25,6 +25,9 @@ bash scripts/sanity.sh
 echo "== sandbox images" >&2
 "$bin/gpuforge" sandbox image --distro debian12
 "$bin/gpuforge" sandbox image --distro debian13
+# The AWX execution environment image (tests/integration/test_ee.py), built from local
+# parts; cached by content hash, so a run with nothing changed takes seconds.
+bash scripts/ee-build.sh >/dev/null
 
 echo "== tests" >&2
 # Two xdist workers: much of a provisioning test is waiting (apt, boots, probes).
