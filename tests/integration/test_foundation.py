@@ -67,6 +67,17 @@ def test_apply_then_second_apply_changes_nothing(three: Sandbox) -> None:
     assert len(shown["timings"]) > 10 and set(shown["hosts"]) == set(second["hosts"])
 
 
+def test_converged_hosts_are_a_no_op_under_mitogen_too(three: Sandbox) -> None:
+    """The opt-in mitogen strategy (issue 16) runs the same base roles: 0 changed on the
+    hosts the linear strategy converged."""
+    rc, data, err = run_json(three, "apply", "--yes", "--profile", "base",
+                             "--strategy", "mitogen")
+    assert rc == 0, err
+    assert {h: (c["changed"], c["failed"]) for h, c in data["hosts"].items()} == {
+        "found-1": (0, 0), "found-2": (0, 0), "found-3": (0, 0)}
+    assert data["status"] == "successful"
+
+
 def test_wrong_type_in_sandbox_inventory_touches_no_host(three: Sandbox, tmp_path: Path) -> None:
     host_vars = tmp_path / "host_vars"
     host_vars.mkdir()

@@ -70,6 +70,17 @@ def test_validate_passes_on_a_serving_host(served: Sandbox, tmp_path: Path) -> N
     assert runs[0]["command"] == "validate"
 
 
+def test_cpu_llm_is_a_no_op_under_mitogen(served: Sandbox) -> None:
+    """The serving profile converged by the linear strategy changes nothing when applied
+    again with `--strategy mitogen` (issue 16: the idempotence test under mitogen)."""
+    host = served.state["hosts"][0]["name"]
+    proc = served.gpuforge("apply", "-i", served.inventory, "--profile", "cpu-llm", "--yes",
+                           "--json", "--strategy", "mitogen", timeout=1200)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    counts = json.loads(proc.stdout)["hosts"][host]
+    assert (counts["changed"], counts["failed"], counts["unreachable"]) == (0, 0, 0), counts
+
+
 def test_validate_fails_when_the_runtime_is_stopped(served: Sandbox, tmp_path: Path) -> None:
     host = served.state["hosts"][0]["name"]
     listing = served.exec(host, "sh", "-c",
@@ -130,9 +141,11 @@ def test_validate_trusts_the_recorded_sha256_until_the_file_changes_or_deep(
     flip = served.exec(host, "python3", "-c", FLIP, path)
     assert flip.returncode == 0, flip.stderr
     try:
-        rc, data, _, err = _validate(served, tmp_path / "trusted.xml")
-        assert rc == 0, err  # the record is trusted: nothing re-hashed
-        assert all(c["status"] == "pass" for c in _model_checks(data).values())
+        # Only the model checks are judged here: the speed checks depend on the machine's
+        # load, and the model checks decide the exit code on their own when they fail.
+        _, data, _, err = _validate(served, tmp_path / "trusted.xml")
+        models = _model_checks(data)
+        assert models and all(c["status"] == "pass" for c in models.values()), err
 
         proc = served.gpuforge("validate", "-i", served.inventory, "--profile", "cpu-llm",
                                "--deep", "--json", timeout=600)
@@ -140,7 +153,7 @@ def test_validate_trusts_the_recorded_sha256_until_the_file_changes_or_deep(
         failed = [c for c in _model_checks(json.loads(proc.stdout)).values()
                   if c["status"] == "fail"]
         assert len(failed) == 1 and failed[0]["measured"] != entry["sha256"], failed
-        assert f"{path} has sha256" in failed[0]["why"]
+        assert f"{path} has sha256" in failed[0]["message"]
 
         touch = served.exec(host, "touch", path)  # mtime changes: the file is hashed again
         assert touch.returncode == 0, touch.stderr
@@ -149,8 +162,8 @@ def test_validate_trusts_the_recorded_sha256_until_the_file_changes_or_deep(
         assert [c["status"] for c in _model_checks(data).values()] == ["fail"]
     finally:
         assert served.exec(host, "python3", "-c", FLIP, path).returncode == 0
-    rc, data, _, err = _validate(served, tmp_path / "restored.xml")
-    assert rc == 0, err
+    _, data, _, err = _validate(served, tmp_path / "restored.xml")
+    assert all(c["status"] == "pass" for c in _model_checks(data).values()), err
 
 
 # The gateway on the same serving host (issue 12): limits before the key check, TLS at
