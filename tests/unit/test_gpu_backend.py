@@ -100,6 +100,7 @@ _PLAY = """
         mode: "0600"
         content: "{{{{ {{'backend': llama_cpp_backend, 'archs': llama_cpp_cuda_architectures,
           'layers': llama_cpp_n_gpu_layers | int, 'ollama_gpu': ollama_gpu,
+          'devices': llama_cpp_gpu_devices,
           'args': lookup('ansible.builtin.template', '{template}') | from_json}} | to_json }}}}"
 """
 
@@ -132,6 +133,9 @@ def test_an_nvidia_host_builds_cuda_for_its_gpus_and_offloads_every_layer(
         tmp_path: Path) -> None:
     got = _render(tmp_path, "hgx-h100-mig-open")
     assert got["backend"] == "cuda" and got["archs"] == ["90"] and got["ollama_gpu"] is True
+    # The unit may open all eight GPUs, not only the first.
+    assert got["devices"] == [f"/dev/nvidia{i}" for i in range(8)] + [
+        "/dev/nvidiactl", "/dev/nvidia-uvm", "/dev/nvidia-uvm-tools"]
     args = got["args"]["smollm2-135m-instruct"]
     assert args[args.index("--n-gpu-layers") + 1] == "999"
 
@@ -139,6 +143,7 @@ def test_an_nvidia_host_builds_cuda_for_its_gpus_and_offloads_every_layer(
 def test_a_host_without_gpu_serves_on_the_cpu(tmp_path: Path) -> None:
     got = _render(tmp_path, "no-gpu")
     assert got["backend"] == "cpu" and got["ollama_gpu"] is False
+    assert got["devices"][0] == "/dev/nvidia0" and len(got["devices"]) == 4
     args = got["args"]["smollm2-135m-instruct"]
     assert args[args.index("--n-gpu-layers") + 1] == "0"
 
