@@ -7,5 +7,6 @@ role=$1; scenario=${2:-default}; action=${3:-test}
 py="${GPUFORGE_PYTHON:-$here/.venv/bin/python}"
 # Images and CONTAINERS_CONF come from the toolkit, so molecule and `sandbox up` agree.
 eval "$("$py" -m toolkit.sandbox.molecule_env)"
+export MOLECULE_ROLE="$role"   # names the hosts of the shared platforms
 cd "$here/roles/$role"
 exec "$(dirname "$py")/molecule" "$action" -s "$scenario"
