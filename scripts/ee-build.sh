@@ -8,6 +8,9 @@
 # Prints the image name; its size and the build time go to stderr and .cache/ee/build.json.
 # Exit codes: 0 built or current, 5 a missing tool, other: the failing step's.
 set -euo pipefail
+# One function, called on the last line: bash reads all of it before running any of it,
+# so an edit to this file during a build cannot derail the build.
+main() {
 cd "$(dirname "$0")/.."
 bin=$PWD/${GPUFORGE_VENV:-.venv}/bin
 image=${GPUFORGE_EE_IMAGE:-localhost/gpuforge-ee:latest}
@@ -34,8 +37,14 @@ export CONTAINERS_CONF
 # collection and toolkit sources (tracked and new files, as they are now), the base image.
 sources=(execution-environment.yml ee meta galaxy.yml pyproject.toml setup.py MANIFEST.in
          README.md CHANGELOG.md LICENSE ansible.cfg toolkit roles playbooks plugins seeds)
-content=$( { git ls-files -z -co --exclude-standard -- "${sources[@]}" \
-             | sort -z | xargs -0 sha256sum
+# Files git knows of (tracked or new, not ignored) that exist now: a file deleted in the
+# work tree is not part of the image.
+present() {
+  git ls-files -z -co --exclude-standard -- "$@" | while IFS= read -r -d '' f; do
+    if [ -f "$f" ]; then printf '%s\0' "$f"; fi
+  done
+}
+content=$( { present "${sources[@]}" | sort -z | xargs -0 sha256sum
            podman image inspect --format '{{.Id}}' "$sandbox"
   cat /usr/local/share/ca-certificates/*.crt 2>/dev/null || true; } | sha256sum | cut -c1-16)
 current=$(podman image inspect --format "{{ index .Config.Labels \"$label\" }}" "$image" \
@@ -50,7 +59,7 @@ start=$(date +%s)
 rm -rf "$work"
 mkdir -p "$work/src" "$work/dist"
 # A clean copy of the sources, as a release would build them (no .venv, no caches).
-git ls-files -z -co --exclude-standard | tar --null -T - -cf - 2>/dev/null \
+present | tar --null -T - -cf - \
   | tar -C "$work/src" -xf -
 
 echo "ee-build: base image $base" >&2
@@ -58,7 +67,7 @@ echo "ee-build: base image $base" >&2
 # trusted in the image too, as base_ca_certificates does on managed hosts: public
 # certificates, not secrets.
 mkdir -p "$work/base/ca"
-cp ee/base.Containerfile ee/gpuforge-ee-pkg "$work/base/"
+cp ee/base.Containerfile ee/gpuforge-ee-pkg ee/requirements.txt "$work/base/"
 find /usr/local/share/ca-certificates -maxdepth 1 -name '*.crt' -exec cp {} "$work/base/ca/" \;
 podman build -q --pull=never -f "$work/base/base.Containerfile" -t "$base" "$work/base" >/dev/null
 echo "ee-build: collection tarball and toolkit wheel" >&2
@@ -81,3 +90,6 @@ printf '{"image": "%s", "content": "%s", "build_seconds": %d, "size_bytes": %d}\
 echo "ee-build: built $image in ${seconds}s, $((size / 1000000)) MB" >&2
 rm -rf "$work/src"
 echo "$image"
+}
+
+main "$@"
