@@ -24,8 +24,15 @@ PROJECT = AWX / "project"
 BIN = Path(sys.executable).parent
 
 
+class _Loader(yaml.SafeLoader):
+    """Reads docs/awx/vars (Ansible's `!unsafe` strings as plain strings)."""
+
+
+_Loader.add_constructor("!unsafe", lambda loader, node: loader.construct_scalar(node))
+
+
 def _load(path: Path) -> Any:
-    return yaml.safe_load(path.read_text(encoding="utf-8"))
+    return yaml.load(path.read_text(encoding="utf-8"), Loader=_Loader)
 
 
 def _syntax_check(playbook: Path) -> subprocess.CompletedProcess[str]:
@@ -85,6 +92,10 @@ def test_secrets_reach_jobs_only_as_files() -> None:
     assert secret <= files
     for value in injectors["extra_vars"].values():
         assert value.startswith("{{ tower.filename.") and value.endswith(" }}"), value
+    # The inventory variables that use the files name only the files' variables.
+    inventory_vars = _load(AWX / "vars" / "gpuforge.yml")["gpuforge_awx_inventory_variables"]
+    assert "{{ gpuforge_known_hosts_file }}" in inventory_vars["ansible_ssh_common_args"]
+    assert "gpuforge_hf_token_file" in inventory_vars["model_store_hf_token"]
     (play,) = _load(AWX / "site.yml")
     for task in play["tasks"]:
         module = task.get("awx.awx.credential")
