@@ -92,5 +92,9 @@ def test_plan_llm_server_on_a_fresh_gpu_host_changes_nothing(box: Sandbox,
     assert {"Install | Add the Debian contrib/non-free archive", "Install | Pin the driver branch",
             "Configure | Blacklist nouveau", "Docker | Write the merged daemon.json"} <= planned
     assert "would change" in proc.stderr and "Blacklist nouveau" in proc.stderr
+    # The facts show no GPU (a container): llama.cpp serves on the CPU, and the summary says so.
+    warning = f"{host}: no GPU in the facts of {host}: llama_cpp serves on the CPU"
+    assert any(w.startswith(warning) for w in data["warnings"]), data["warnings"]
+    assert f"warning: {warning}" in proc.stderr
     after = box.exec(host, "sh", "-c", _SNAPSHOT)
     assert after.stdout == before.stdout, "plan changed packages, /etc or /boot on the host"
