@@ -92,7 +92,8 @@ def now() -> str:
 
 class GracefulStop:
     """ansible-runner's cancel callback: once `cancel` is set, SIGINT to ansible-playbook
-    (it stops the play and sends its stats), and only if it has not exited within
+    (it stops the play, reaps its workers and exits: ansible-core 2.19 runs no handlers and
+    sends no stats on an interrupt), and only if it has not exited within
     `grace_s`, SIGTERM then SIGKILL to its whole tree. Returns True (runner then kills
     the process group too) only when the tree has been stopped."""
 
