@@ -117,3 +117,13 @@ def test_the_role_refuses_a_toolkit_that_cannot_build_for_the_gpus(tmp_path: Pat
     passed = run(["90"], "12.4")
     assert "Check the CUDA toolkit can build" in passed.stdout
     assert "cannot build for" not in passed.stdout
+
+
+def test_a_cuda_cache_miss_plans_the_toolchain_without_touching_anything(tmp_path: Path) -> None:
+    (tmp_path / "cache").mkdir()
+    proc = _run(tmp_path, "-e", "llama_cpp_backend=cuda",
+                "-e", json.dumps({"llama_cpp_cuda_architectures": ["80"]}))
+    assert "Build | Install the GPU toolchain (cuda)" in proc.stdout, proc.stdout[-3000:]
+    assert "Toolchain | Install the GPU compiler and libraries" in proc.stdout
+    assert "Build | Compile llama-server and llama-bench (minutes) for cuda" in proc.stdout
+    assert "fatal:" not in proc.stdout.split("Install | Install the runtime libraries")[0]
