@@ -14,6 +14,34 @@ import time
 from pathlib import Path
 
 
+def process_start(pid: int) -> str | None:
+    """When process `pid` started, as `boot id:start ticks` (None: no such process, or no
+    /proc to ask). Two processes that share a pid never share this."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text(encoding="utf-8")
+        boot = Path("/proc/sys/kernel/random/boot_id").read_text(encoding="utf-8").strip()
+    except OSError:
+        return None
+    # Field 22 (starttime), counted after the command name, which may hold spaces.
+    fields = stat[stat.rfind(")") + 2:].split()
+    return f"{boot}:{fields[19]}" if len(fields) > 19 else None
+
+
+def process_alive(pid: int | None, started: str | None) -> bool:
+    """Whether the process that recorded a run still runs (same pid, same start)."""
+    if not pid:
+        return False
+    if started is not None:
+        return process_start(pid) == started
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 def children_map() -> dict[int, list[int]]:
     """parent pid -> its children's pids, for every process visible in /proc."""
     children: dict[int, list[int]] = {}

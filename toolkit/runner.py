@@ -101,7 +101,9 @@ class GracefulStop:
         self.cancel = cancel
         self.grace_s = grace_s
         self.interrupted_at: float | None = None
-        self.tree: list[int] = []
+        # (pid, process start) of ansible-playbook's tree when it was interrupted: a pid
+        # reused since by an unrelated process is never signalled.
+        self.tree: list[tuple[int, str | None]] = []
         self.stopped = False
 
     def __call__(self) -> bool:
@@ -109,8 +111,8 @@ class GracefulStop:
             return False
         if self.interrupted_at is None:
             self.interrupted_at = time.monotonic()
-            self.tree = process_tree.tree_of(
-                process_tree.interrupt(os.getpid(), "ansible-playbook"))
+            self.tree = [(pid, process_tree.process_start(pid)) for pid in process_tree.tree_of(
+                process_tree.interrupt(os.getpid(), "ansible-playbook"))]
             return False
         if time.monotonic() - self.interrupted_at < self.grace_s:
             return False
@@ -124,7 +126,9 @@ class GracefulStop:
             return
         self.stopped = True
         process_tree.terminate_tree(os.getpid(), "ansible-playbook")
-        left = [pid for pid in self.tree if process_tree.alive(pid)]
+        left = [pid for pid, started in self.tree
+                if started is not None and process_tree.process_start(pid) == started
+                and process_tree.alive(pid)]
         if left:
             process_tree.send(process_tree.tree_of(left), signal.SIGTERM)
             time.sleep(0.5)

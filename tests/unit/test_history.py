@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from toolkit.errors import GpuforgeError, InvalidInput
-from toolkit.history import SCHEMA_V1, SCHEMA_VERSION, History, process_alive, process_start
+from toolkit.history import SCHEMA_V1, SCHEMA_VERSION, History
+from toolkit.process_tree import process_alive, process_start
 from toolkit.summary import Change, Failure, HostCounts, RunSummary, TaskTiming
 
 
