@@ -261,7 +261,7 @@ def write_json(path: Path, data: dict[str, Any]) -> None:
 
 def self_check(bundle: Path | None, shape: str) -> dict[str, Any]:
     """The GPU-free part: bundle checksums, and facts -> gate -> judgements on a recorded tree."""
-    from tests.unit.test_gpu_facts import gather  # the recorded trees' reader
+    from tests.fixtures.gpu.trees import gather  # the recorded trees' reader
 
     facts = gather(shape)
     return {"mode": "self-check", "shape": shape,
@@ -295,8 +295,14 @@ def prepare(bundle: Path, source_archive: Path | None) -> dict[str, Any]:
     fetch(model, default_cache())
     shutil.copyfile(file_path(default_cache(), model, model.files[0]), bundle / want["model"])
     wheels = bundle / "wheels"
+    # PyYAML (seeds) and ansible-core (gpu_facts imports ansible.module_utils): put on the path
+    # by scripts/gpu-contract.sh, never installed on the GPU machine.
+    from ansible import __version__ as ansible_version
+
     subprocess.run([sys.executable, "-m", "pip", "download", "--quiet", "--only-binary", ":all:",
                     "--dest", str(wheels), "pyyaml"], check=False)
+    subprocess.run([sys.executable, "-m", "pip", "download", "--quiet", "--no-deps",
+                    "--dest", str(wheels), f"ansible-core=={ansible_version}"], check=False)
     return check_bundle(bundle)
 
 

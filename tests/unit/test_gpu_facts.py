@@ -6,24 +6,22 @@ regenerate the catalog embedded in the module.
 
 from __future__ import annotations
 
-import atexit
-import functools
-import importlib.util
 import json
 import os
 import pprint
-import shutil
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
-from types import ModuleType
-from typing import Any
 
 import pytest
 import yaml
 from hypothesis import given
 from hypothesis import strategies as st
+
+if not __package__:  # run as a script (--write-catalog): the checkout's root on the path
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+# The recorded trees' reader lives beside them (no pytest there: scripts use it too).
+from tests.fixtures.gpu.trees import gather, gpu_facts_module, materialise
 
 REPO = Path(__file__).resolve().parents[2]
 MODULE_PATH = REPO / "plugins" / "modules" / "gpu_facts.py"
@@ -32,44 +30,7 @@ FIXTURES = REPO / "tests" / "fixtures" / "gpu"
 BEGIN, END = "# BEGIN GENERATED CATALOG\n", "# END GENERATED CATALOG\n"
 
 
-def _load_module() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("gpuforge_gpu_facts", MODULE_PATH)
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-gf = _load_module()
-
-
-@functools.cache
-def _copies() -> Path:
-    base = Path(tempfile.mkdtemp(prefix="gpuforge-gpu-fixtures-"))
-    atexit.register(shutil.rmtree, base, True)
-    return base
-
-
-@functools.cache
-def materialise(shape: str) -> Path:
-    """A copy of a recorded shape as the kernel lays it out, made once per test process.
-
-    The checkout stores PCI device directories with '_' for ':' and each driver link as a
-    driver.link file holding its target (see tests/fixtures/gpu/make_fixtures.py); the copy has
-    the real names (0000:18:00.0) and real symbolic links, which is what the module reads.
-    """
-    source = FIXTURES / shape
-    assert source.is_dir(), source
-    root = _copies() / shape
-    shutil.copytree(source, root)
-    devices = root / "sys" / "bus" / "pci" / "devices"
-    for stored in sorted(devices.iterdir()) if devices.is_dir() else []:
-        link = stored / "driver.link"
-        if link.is_file():
-            os.symlink(link.read_text().strip(), stored / "driver")
-            link.unlink()
-        stored.rename(devices / stored.name.replace("_", ":"))
-    return root
+gf = gpu_facts_module()
 
 
 def test_recorded_trees_have_no_colons_and_no_links() -> None:
@@ -80,23 +41,6 @@ def test_recorded_trees_have_no_colons_and_no_links() -> None:
     assert [p for p in paths if p.is_symlink()] == []
     device = materialise("hgx-h100-mig-open") / "sys/bus/pci/devices/0000:18:00.0"
     assert os.readlink(device / "driver") == "../../../../bus/pci/drivers/nvidia"
-
-
-def gather(shape: str, *, without: tuple[str, ...] = ()) -> dict[str, Any]:
-    """Facts of a recorded shape; its tools/<key>.txt files stand in for the live commands."""
-    root = materialise(shape)
-
-    def tool_file(key: str) -> Path:
-        return root / "tools" / f"{key}.txt"
-
-    def has_tool(key: str) -> bool:
-        return key not in without and tool_file(key).is_file()
-
-    def run_tool(key: str) -> str | None:
-        return tool_file(key).read_text() if has_tool(key) else None
-
-    facts: dict[str, Any] = gf.gather(str(root), gf.GPU_CATALOG, run_tool, has_tool)
-    return facts
 
 
 # --- the embedded catalog -------------------------------------------------------------------

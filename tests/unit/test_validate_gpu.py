@@ -9,7 +9,8 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.unit.test_gpu_facts import gather, gf, materialise
+from tests.fixtures.gpu.trees import gather, materialise
+from tests.unit.test_gpu_facts import gf
 from toolkit.validate import judge_gpus_visible, judge_offload, parse_offload, thresholds_for_gpu
 
 REPO = Path(__file__).resolve().parents[2]
