@@ -351,3 +351,29 @@ def test_cancel_interrupts_ansible_playbook_before_anything_is_killed(
     assert "User interrupted execution" in (Path(result.artifact_dir) / "stdout").read_text()
     time.sleep(1)
     assert [p for p in Path("/proc").glob("[0-9]*/cmdline") if b"sleep\x00122" in _read(p)] == []
+
+
+def test_published_facts_are_kept_from_the_task_that_publishes_them(
+        tmp_path: Path, state_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """validate's seam: the role's set_fact of validate_measurements reaches the run's
+    summary for every host, secrets scrubbed (test_facts_cli covers the action filter)."""
+    from toolkit.validate_run import MEASUREMENTS_FACT, PUBLISHED_BY
+
+    monkeypatch.setenv("HF_TOKEN", CANARY)
+    tasks = f"""
+    - name: Publish | Assemble the measurements
+      ansible.builtin.set_fact:
+        {MEASUREMENTS_FACT}:
+          host: "{{{{ inventory_hostname }}}}"
+          health: [200]
+          chat: "token {{{{ lookup('ansible.builtin.env', 'HF_TOKEN') }}}}"
+"""
+    request = RunRequest(playbook=write_playbook(tmp_path, tasks),
+                         inventories=[write_local_inventory(tmp_path)],
+                         published_facts={MEASUREMENTS_FACT: PUBLISHED_BY})
+    result = run_playbook(request, ident="t-facts")
+    assert result.exit_code() is ExitCode.OK
+    assert set(result.summary.facts) == {"h1", "h2"}
+    measured = result.summary.facts["h1"][MEASUREMENTS_FACT]
+    assert measured["host"] == "h1" and measured["health"] == [200]
+    assert CANARY not in measured["chat"] and measured["chat"].startswith("token ")
