@@ -13,8 +13,8 @@ from toolkit.compat_gate import host_compat_problems
 from toolkit.inventory import ResolvedInventory, SourcedValue, resolve
 from toolkit.keys import KEY_FILE_VARS, key_file_path, read_key_file
 from toolkit.names import host_problem, name_problem, ollama_problem, relative_path_problem
-from toolkit.paths import content_root
-from toolkit.placement import placement_problems
+from toolkit.paths import cache_dir, content_root
+from toolkit.placement import cached_facts, placement_problems
 from toolkit.profiles import Profile
 from toolkit.ranges import range_problems
 from toolkit.specs import (
@@ -35,12 +35,16 @@ def check_inventory(inventories: list[Path], profile: Profile | None,
     rules = load_role_rules(roles_dir)
     roles = profile.roles if profile else ()
     problems = vault_problems(resolved)
+    # What `gpuforge facts` or an earlier run recorded of each host (GPUs for the toolkit gate).
+    recorded = cached_facts(cache_dir() / "facts", sorted(resolved.hosts))
     for host, hostvars in sorted(resolved.hosts.items()):
         if (bad := host_problem(host)):
             problems.append(Problem(host, "inventory_hostname", bad,
                                     ", ".join(map(str, inventories))))
         problems.extend(check_host(host, hostvars, specs, roles, rules))
-        problems.extend(host_compat_problems(host, hostvars))
+        problems.extend(host_compat_problems(
+            host, hostvars, recorded=recorded.get(host),
+            builds_llama_cpp=not roles or "llama_cpp" in roles))
         problems.extend(key_file_problems(host, hostvars))
         problems.extend(input_problems(host, hostvars))
     problems.extend(placement_problems(resolved))

@@ -111,9 +111,13 @@ def build_toolkit_problems(host: str, hostvars: Mapping[str, SourcedValue],
 
 
 def host_compat_problems(host: str, hostvars: Mapping[str, SourcedValue],
-                         table: CompatTable | None = None) -> list[Problem]:
-    """Every compatibility conflict among the choices a host's variables pin."""
-    return _choice_problems(host, hostvars, table) + build_toolkit_problems(host, hostvars, table)
+                         table: CompatTable | None = None,
+                         recorded: Mapping[str, object] | None = None,
+                         builds_llama_cpp: bool = True) -> list[Problem]:
+    """Every compatibility conflict among the choices a host's variables pin (and, where the
+    profile builds llama.cpp, its CUDA toolkit against the GPUs its recorded facts show)."""
+    toolkit = build_toolkit_problems(host, hostvars, table, recorded) if builds_llama_cpp else []
+    return _choice_problems(host, hostvars, table) + toolkit
 
 
 def _choice_problems(host: str, hostvars: Mapping[str, SourcedValue],

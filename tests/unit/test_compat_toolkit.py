@@ -4,12 +4,13 @@ toolkit) before any host is touched."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
 
+from tests.fixtures.gpu.trees import gather
 from tests.unit.test_check_compat import sv
-from tests.unit.test_gpu_facts import gather
 from toolkit.cli.app import main
 from toolkit.compat import (
     capabilities_of_generation,
@@ -109,3 +110,29 @@ def test_gpuforge_check_exits_3_before_touching_a_host(
     err = capsys.readouterr().err
     assert "h100-a: gpuforge_distro vs gpuforge_gpu_generation" in err
     assert "CUDA 11.8 cannot build for sm_90" in err
+
+
+def test_gpuforge_check_reads_the_gpus_it_recorded_of_a_host(
+        tmp_path: Path, state_dir: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    # Ansible's fact cache (jsonfile) as an earlier `gpuforge facts` left it: an HGX H100 host.
+    cache = tmp_path / "cache"
+    (cache / "facts").mkdir(parents=True)
+    (cache / "facts" / "gpu1").write_text(json.dumps(
+        {"gpuforge_gpu": gather("hgx-h100-mig-open"), "ansible_memtotal_mb": 2063000}))
+    monkeypatch.setenv("GPUFORGE_CACHE_DIR", str(cache))
+    inv = tmp_path / "hosts.yml"
+    inv.write_text("all:\n  hosts:\n    gpu1:\n      gpuforge_distro: debian-12\n",
+                   encoding="utf-8")
+    assert main(["check", "-i", str(inv)]) == 3
+    err = capsys.readouterr().err
+    assert "gpu1: gpuforge_distro vs recorded gpu facts" in err
+    assert "H100" in err and "CUDA 11.8 cannot build for sm_90" in err
+
+
+def test_a_profile_that_builds_no_llama_cpp_is_not_judged_on_the_toolkit(
+        tmp_path: Path, state_dir: Path) -> None:
+    inv = tmp_path / "hosts.yml"
+    inv.write_text("all:\n  hosts:\n    h100-a:\n      gpuforge_gpu_generation: hopper\n"
+                   "      gpuforge_distro: debian-12\n", encoding="utf-8")
+    assert main(["check", "-i", str(inv), "--profile", "gpu-node"]) == 0
