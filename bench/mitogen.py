@@ -44,9 +44,9 @@ from bench._common import (
     timed,
     write,
 )
+from bench.noop_floor import SUBSET
 from toolkit.strategy import strategy_envvars
 
-SUBSET = "!all,min,hardware,virtual"  # ansible.cfg's gather_subset
 STRATEGIES = ("linear", "mitogen")
 
 
