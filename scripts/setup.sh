@@ -20,6 +20,11 @@ if [ ${#need_apt[@]} -gt 0 ]; then
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need_apt[@]}" >/dev/null
 fi
+# ansible-navigator runs execution environments under podman only where the POSIX
+# message queue directory exists (it checks for /dev/mqueue/); container VMs may lack it.
+if [ ! -d /dev/mqueue ] && [ "$(id -u)" -eq 0 ]; then
+  mkdir -p /dev/mqueue
+fi
 
 py=${PYTHON:-python3}
 if [ ! -x .venv/bin/python ]; then
