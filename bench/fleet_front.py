@@ -1,10 +1,11 @@
 #!/usr/bin/env python3
 """Fleet front gateway: added latency and throughput of the front against a host gateway direct.
 
-From inside the front host, the same one-token chat completion (real SmolLM2 on llama.cpp CPU,
-no stand-in) goes A/B/A/B to one host gateway directly (its address, the client key) and
-through the front (127.0.0.1, the client key; the front then adds its TLS hop with the fleet
-credential). Then both sides take `--burst` requests `--concurrency` at a time for requests/s.
+From inside the front host, the same one-token chat completion goes A/B/A/B to one host
+gateway directly (its address, the client key) and through the front (127.0.0.1, the client
+key; the front then adds its TLS hop with the fleet credential). Then both sides take `--burst`
+requests `--concurrency` at a time for requests/s. The result records which runtime the
+member's endpoint descriptor names (llama_cpp, or a stand-in named as such).
 
     .venv/bin/python bench/fleet_front.py --name NAME [--rounds 20] [--burst 40]
 
@@ -75,6 +76,10 @@ def main() -> int:
     pools = subprocess.run(["podman", "exec", front, "cat",
                             "/etc/nginx/gpuforge-front/pools.conf"],
                            capture_output=True, text=True, check=True).stdout
+    member = next(h["container"] for h in box["hosts"] if h["name"] == members[0])
+    runtime = json.loads(subprocess.run(
+        ["podman", "exec", member, "sh", "-c", "cat /etc/gpuforge/endpoints.d/*.json"],
+        capture_output=True, text=True, check=True).stdout)["runtime"]
     address = next(line.split()[1] for line in pools.splitlines()
                    if line.strip().startswith("server ") and members[0] in line)
     cfg = {"model": model, "key": Path(key_file).read_text(encoding="utf-8").split()[0],
@@ -89,10 +94,12 @@ def main() -> int:
     lat = {s: stats(out[s]["latency"]) for s in out}
     rps = {s: stats(out[s]["rps"]) for s in out}
     result = {
-        "what": "one-token chat completion (SmolLM2 135M, llama.cpp CPU) from the front host: "
+        "what": "one-token chat completion from the front host: "
                 "a host gateway direct vs through the front gateway; then bursts of "
                 f"{args.burst} requests {args.concurrency} at a time",
-        "runtime": "real llama-server (no stand-in runtime)",
+        # What the member's endpoint descriptor says serves the model: llama_cpp, or a
+        # stand-in named as such when the real runtime could not be built in time.
+        "runtime": runtime,
         "model": model, "rounds": args.rounds, "latency_s": lat, "requests_per_s": rps,
         "latency_ratio_front_over_direct": round(lat["front"]["median"]
                                                  / lat["direct"]["median"], 3),
