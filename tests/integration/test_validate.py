@@ -70,6 +70,26 @@ def test_validate_passes_on_a_serving_host(served: Sandbox, tmp_path: Path) -> N
     assert runs[0]["command"] == "validate"
 
 
+def test_the_history_is_the_one_record_of_a_validate_run(served: Sandbox, tmp_path: Path) -> None:
+    """The checks and what each host measured are kept with the run; no file beside it."""
+    rc, data, _, err = _validate(served, tmp_path / "record.xml")
+    assert rc == 0, err
+    host = served.state["hosts"][0]["name"]
+    shown = json.loads(served.gpuforge("runs", "show", str(data["run_id"]), "--json").stdout)
+    assert shown["status"] == "successful" and shown["exit_code"] == 0
+    assert shown["checks"] == data["checks"]
+    measured = shown["facts"][host]["validate_measurements"]
+    assert measured["host"] == host and measured["health"] and set(measured["health"]) == {200}
+    assert served.env["GPUFORGE_API_KEY"] not in json.dumps(shown)
+    state = Path(served.env["GPUFORGE_STATE_DIR"])
+    assert not (state / "validate").exists()
+    assert not list(state.glob("validate-*"))
+    page = tmp_path / "report.html"
+    report = served.gpuforge("report", str(data["run_id"]), "-o", str(page))
+    assert report.returncode == 0, report.stderr
+    assert "gateway.tokens_per_s" in page.read_text(encoding="utf-8")
+
+
 def test_cpu_llm_is_a_no_op_under_mitogen(served: Sandbox) -> None:
     """The serving profile converged by the linear strategy changes nothing when applied
     again with `--strategy mitogen` (issue 16: the idempotence test under mitogen)."""
