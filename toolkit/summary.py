@@ -84,6 +84,8 @@ class RunSummary:
     changes: list[Change]
     reboot_required: list[str]
     warnings: list[str]
+    # host -> {fact: value} for the facts the run was asked to keep (RunRequest.published_facts)
+    facts: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def totals(self) -> HostCounts:
         total = HostCounts()
@@ -226,8 +228,12 @@ def _diff_text(res: Mapping[str, Any]) -> str:
 class EventSummariser:
     """Accumulates runner events; `summary()` gives the result at any time."""
 
-    def __init__(self, secrets: Iterable[str] = ()) -> None:
+    def __init__(self, secrets: Iterable[str] = (),
+                 published_facts: Mapping[str, Iterable[str]] | None = None) -> None:
         self._secrets = [s for s in secrets if s]
+        # fact -> the task actions that publish it (no other task's copy is taken)
+        self._published = {k: frozenset(v) for k, v in (published_facts or {}).items()}
+        self._facts: dict[str, dict[str, Any]] = {}
         self.hosts: dict[str, HostState] = {}
         self._failures: list[Failure] = []
         self._timings: list[TaskTiming] = []
@@ -273,6 +279,7 @@ class EventSummariser:
                 self._changes.append(Change(host, task, self._scrub(_diff_text(res))))
             self._note_reboot(host, res)
             self._note_warning(host, res)
+            self._note_facts(host, str(data.get("task_action", "")), res)
         elif status == "failed":
             if data.get("ignore_errors"):
                 counts.ignored += 1
@@ -300,6 +307,13 @@ class EventSummariser:
             if key.endswith("_reboot_required"):
                 self._reboot.setdefault(host, {})[key] = bool(value)
 
+    def _note_facts(self, host: str, action: str, res: Mapping[str, Any]) -> None:
+        facts = res.get("ansible_facts") or {}
+        for key in facts.keys() & self._published.keys():
+            if action in self._published[key]:
+                self._facts.setdefault(host, {})[key] = scrub_data(
+                    facts[key], self._secrets, keys=False)
+
     def _note_warning(self, host: str, res: Mapping[str, Any]) -> None:
         # A play or role says something the run summary must show (a GPU host left on the
         # CPU...) by setting the fact gpuforge_run_warning.
@@ -319,7 +333,8 @@ class EventSummariser:
             hosts=hosts, failures=list(self._failures), timings=list(self._timings),
             changes=list(self._changes),
             reboot_required=sorted(h for h, flags in self._reboot.items() if any(flags.values())),
-            warnings=list(self._warnings))
+            warnings=list(self._warnings),
+            facts={h: dict(f) for h, f in self._facts.items()})
 
 
 def _stats_counts(data: Mapping[str, Any]) -> dict[str, HostCounts]:
