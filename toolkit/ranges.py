@@ -31,6 +31,7 @@ RANGES: dict[str, Bound] = {
     "gateway_rate_limit_keyless_rpm": POSITIVE,
     "gateway_conn_limit_key": POSITIVE,
     "gateway_conn_limit_address": POSITIVE,
+    "front_gateway_conn_limit_key": POSITIVE,
     "gateway_max_tokens": POSITIVE,
     "gateway_hsts_max_age": NON_NEGATIVE,
     "llama_cpp_n_predict": (-1, None),  # -1: until the context is full
