@@ -13,7 +13,8 @@ from __future__ import annotations
 
 DOCUMENTATION = r"""
 name: api_keys
-author: gpuforge contributors
+author:
+  - gpuforge maintainers (@gpuforge)
 short_description: API keys from controller environment variables and a key file
 description:
   - Returns the keys, in order, from each environment variable in O(env)
