@@ -4,6 +4,7 @@ sandbox and tested configuration on the same host."""
 
 from __future__ import annotations
 
+import hashlib
 import http.client
 import json
 import re
@@ -17,6 +18,7 @@ from collections.abc import Callable
 from pathlib import Path
 from xml.etree import ElementTree as ET
 
+import openai
 import pytest
 
 from tests.sandbox import Sandbox
@@ -266,6 +268,63 @@ def test_gateway_serves_with_hsts_and_caps_max_tokens(served: Sandbox) -> None:
     resp = conn.getresponse()
     assert resp.status == 401 and json.loads(resp.read())["error"]["type"] == "invalid_api_key"
     assert resp.getheader("Strict-Transport-Security") == "max-age=63072000"
+
+
+USAGE_REQUESTS = 6  # half plain, half streamed
+
+
+def test_usage_counts_the_requests_and_tokens_the_client_saw(served: Sandbox) -> None:
+    """Issue 14: each completion is logged with its key's name, model, status and the tokens
+    of its usage (streamed or not); `gpuforge usage` sums exactly what the client was told."""
+    key = served.env["GPUFORGE_API_KEY"]
+    _wait_until_served(served, key)
+    pin = Path(served.env["GPUFORGE_STATE_DIR"]) / "gateway-certs" / f"{_host(served)}.pem"
+    client = openai.OpenAI(base_url=_url(served), api_key=key, max_retries=0, timeout=120,
+                           http_client=openai.DefaultHttpxClient(
+                               verify=ssl.create_default_context(cafile=str(pin))))
+    # The log has whole seconds: start on a fresh one, after every earlier request.
+    start = int(time.time()) + 1
+    time.sleep(start - time.time() + 0.05)
+    seen = {"prompt_tokens": 0, "completion_tokens": 0}
+    for i in range(USAGE_REQUESTS):
+        messages = [{"role": "user", "content": f"Name {i + 1} colour(s)."}]
+        if i % 2 == 0:
+            answer = client.chat.completions.create(model=MODEL, max_tokens=6, messages=messages)
+            assert answer.choices[0].message.content and answer.usage
+            got = answer.usage
+        else:
+            # No stream_options: the gateway asks for usage itself (one chunk carries it).
+            chunks = list(client.chat.completions.create(model=MODEL, max_tokens=6,
+                                                         messages=messages, stream=True))
+            assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+            usage = [c.usage for c in chunks if c.usage is not None]
+            assert len(usage) == 1, chunks[-2:]
+            got = usage[0]
+        seen["prompt_tokens"] += got.prompt_tokens
+        seen["completion_tokens"] += got.completion_tokens
+    since = time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime(start))
+    proc = served.gpuforge("usage", "-i", served.inventory, "--since", since, "--json",
+                           timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    report = json.loads(proc.stdout)
+    name = "key-" + hashlib.sha256(key.encode()).hexdigest()[:8]
+    groups = {g["key"]: g for g in report["groups"]}
+    print(f"usage: client saw {USAGE_REQUESTS} requests, {seen}; gpuforge usage --json: "
+          f"{groups}")
+    assert set(groups) == {name}, groups
+    mine = groups[name]
+    assert (mine["requests"], mine["failed"], mine["without_usage"]) == (USAGE_REQUESTS, 0, 0)
+    assert {k: mine[k] for k in seen} == seen
+    assert mine["mean_latency_s"] > 0 and mine["mean_ttft_s"] > 0
+    # The log names the key, never holds it; by model and host the same totals.
+    log = served.exec(_host(served), "cat", "/var/log/nginx/gpuforge-metrics.log").stdout
+    assert key not in log and f'"key":"{name}"' in log
+    by_host = served.gpuforge("usage", "-i", served.inventory, "--since", since, "--by", "host",
+                              "--csv", timeout=600)
+    assert by_host.returncode == 0, by_host.stderr[-3000:]
+    assert by_host.stdout.splitlines()[1].startswith(
+        f"{_host(served)},{USAGE_REQUESTS},0,{seen['prompt_tokens']},"
+        f"{seen['completion_tokens']},0,"), by_host.stdout
 
 
 def test_gateway_tls_is_mozilla_intermediate(served: Sandbox) -> None:

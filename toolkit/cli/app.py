@@ -25,6 +25,7 @@ from toolkit.cli import profiles as profiles_cmd
 from toolkit.cli import report as report_cmd
 from toolkit.cli import runs as runs_cmd
 from toolkit.cli import sandbox as sandbox_cmd
+from toolkit.cli import usage as usage_cmd
 from toolkit.cli import validate as validate_cmd
 from toolkit.errors import EXIT_CODE_HELP, ExitCode, GpuforgeError
 
@@ -67,6 +68,7 @@ app.add_typer(models_cmd.app, name="models")
 app.command("place")(place_cmd.place)
 app.command("validate")(validate_cmd.validate)
 app.command("report")(report_cmd.report)
+app.command("usage")(usage_cmd.usage)
 app.add_typer(runs_cmd.app, name="runs")
 app.add_typer(sandbox_cmd.app, name="sandbox")
 app.add_typer(hosts_cmd.app, name="hosts")

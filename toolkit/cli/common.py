@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -57,3 +57,18 @@ def host_table(title: str, rows: list[list[str]], columns: list[str]) -> None:
     for row in rows:
         table.add_row(*row)
     err().print(table)
+
+
+def end_read_only_run(outcome: Any, what: str) -> None:
+    """After a read-only recorded run (facts, usage): list each host's failure on stderr and
+    exit with the run's code when it is not OK."""
+    from toolkit.console import err
+    from toolkit.errors import ExitCode, GpuforgeError
+
+    failures = outcome.result.summary.failures
+    for failure in failures:
+        err().print(f"{failure.kind}: {failure.host}: {failure.message}", markup=False,
+                    highlight=False)
+    if outcome.exit_code != ExitCode.OK:
+        raise GpuforgeError(f"{what} could not be read from {len(failures)} host(s)",
+                            hint="see the lines above", code=outcome.exit_code)

@@ -53,9 +53,8 @@ def host_rows(facts: Mapping[str, Any]) -> list[list[str]]:
 
 def facts(inventory: InventoryOpt = None, limit: LimitOpt = None, as_json: JsonOpt = False) -> None:
     """Show each host's GPUs, NVSwitches, GPU driver, Secure Boot and IOMMU (read-only)."""
-    from toolkit.cli.common import host_table
-    from toolkit.console import emit_json, err
-    from toolkit.errors import ExitCode, GpuforgeError
+    from toolkit.cli.common import end_read_only_run, host_table
+    from toolkit.console import emit_json
     from toolkit.paths import content_root
     from toolkit.profiles import Profile
     from toolkit.recorded_run import run_profile
@@ -80,10 +79,4 @@ def facts(inventory: InventoryOpt = None, limit: LimitOpt = None, as_json: JsonO
                 f"NVSwitch(es), Secure Boot {data.get('secure_boot')}, "
                 f"IOMMU {'on' if data.get('iommu') else 'off'}",
                 host_rows(data), ["PCI", "GPU", "generation", "memory", "bound to", "driver"])
-    for failure in failures:
-        err().print(f"{failure.kind}: {failure.host}: {failure.message}", markup=False,
-                    highlight=False)
-    code = outcome.exit_code
-    if code != ExitCode.OK:
-        raise GpuforgeError(f"facts could not be read from {len(failures)} host(s)",
-                            hint="see the lines above", code=code)
+    end_read_only_run(outcome, "facts")
