@@ -30,7 +30,7 @@ from toolkit.run_status import RunStatus
 from toolkit.summary import Change, Failure, HostCounts, RunSummary, TaskTiming
 from toolkit.validate import Check
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 # version reached -> the statements that reach it from the one before.
 MIGRATIONS = {
     2: "ALTER TABLE runs ADD COLUMN process_start TEXT;",
@@ -50,6 +50,13 @@ CREATE TABLE facts (
     PRIMARY KEY (run_id, host, name)
 );
 CREATE INDEX checks_run ON checks(run_id);
+""",
+    # Runs gpuforge did not play itself (`gpuforge runs import`: an AWX job's artifacts):
+    # where they came from, and the job's own id, so one job is recorded once.
+    4: """
+ALTER TABLE runs ADD COLUMN source TEXT NOT NULL DEFAULT 'gpuforge';
+ALTER TABLE runs ADD COLUMN source_ref TEXT;
+CREATE UNIQUE INDEX runs_source_ref ON runs(source_ref);
 """,
 }
 
@@ -128,6 +135,8 @@ class RunRecord:
     artifact_dir: str | None
     reboot_required: list[str]
     warnings: list[str]
+    # `gpuforge` for a run gpuforge played; else where an imported run came from (`awx`...).
+    source: str = "gpuforge"
     summary: RunSummary | None = None
     checks: list[Check] = field(default_factory=list)
 
@@ -237,15 +246,34 @@ class History:
 
     def start(self, *, command: str, inventory: str, profile: str | None,
               playbook: str | None, limit: str | None, tags: str | None,
-              check_mode: bool, started_at: str) -> int:
+              check_mode: bool, started_at: str, source: str = "gpuforge",
+              source_ref: str | None = None) -> int:
+        """A new run, `running`. `source_ref` (an imported job's own id) is recorded once:
+        a second run with it is refused (InvalidInput naming the run that has it)."""
         with self._connect() as conn:
-            cur = conn.execute(
-                "INSERT INTO runs (command, inventory, profile, playbook, limit_pattern, tags,"
-                " check_mode, started_at, status, pid, process_start)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (command, inventory, profile, playbook, limit, tags, int(check_mode),
-                 started_at, RunStatus.RUNNING.value, os.getpid(), process_start(os.getpid())))
+            try:
+                cur = conn.execute(
+                    "INSERT INTO runs (command, inventory, profile, playbook, limit_pattern,"
+                    " tags, check_mode, started_at, status, pid, process_start, source,"
+                    " source_ref) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (command, inventory, profile, playbook, limit, tags, int(check_mode),
+                     started_at, RunStatus.RUNNING.value, os.getpid(),
+                     process_start(os.getpid()), source, source_ref))
+            except sqlite3.IntegrityError:
+                row = conn.execute("SELECT id FROM runs WHERE source_ref=?",
+                                   (source_ref,)).fetchone()
+                raise InvalidInput(
+                    f"job {source_ref} is already in the history as run "
+                    f"{row['id'] if row else '?'}; it was not recorded again",
+                    hint="`gpuforge runs show RUN_ID` shows it") from None
             return int(cur.lastrowid or 0)
+
+    def find_source_ref(self, source_ref: str) -> int | None:
+        """The run recorded from the job `source_ref`, if any."""
+        with self._connect() as conn:
+            row = conn.execute("SELECT id FROM runs WHERE source_ref=?",
+                               (source_ref,)).fetchone()
+        return None if row is None else int(row["id"])
 
     def finish(self, run_id: int, *, status: RunStatus | str, rc: int, exit_code: int,
                ended_at: str, duration_s: float, artifact_dir: str | None,
@@ -336,4 +364,4 @@ def _record(row: sqlite3.Row) -> RunRecord:
         exit_code=row["exit_code"], duration_s=row["duration_s"],
         artifact_dir=row["artifact_dir"],
         reboot_required=json.loads(row["reboot_required"]),
-        warnings=json.loads(row["warnings"]))
+        warnings=json.loads(row["warnings"]), source=row["source"])

@@ -31,7 +31,7 @@ import jinja2
 import pytest
 import yaml
 
-from tests.sandbox import Sandbox
+from tests.sandbox import GPUFORGE, Sandbox, cli_env
 from toolkit.models.client import request
 from toolkit.sandbox.podman import podman_env
 
@@ -219,6 +219,35 @@ def test_base_job_runs_in_the_execution_environment(
         based: SimpleNamespace, box: Sandbox) -> None:
     assert_job_applied(based, box.state["hosts"][0]["name"], {"base"})
     assert len(based.events) > 30, len(based.events)
+
+
+def test_base_job_imported_into_the_history_shows_the_jobs_recap(
+        based: SimpleNamespace, box: Sandbox, tmp_path: Path) -> None:
+    """The job that came back, recorded with `gpuforge runs import`: `runs show` gives
+    the same per-host counts as the job's own recap, marked as an AWX job."""
+    assert based.rcs == (0, 0, 0)
+    env = cli_env(tmp_path / "state")
+
+    def gpuforge(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([*GPUFORGE, *args], env=env, capture_output=True, text=True,
+                              timeout=300, check=False, cwd=ROOT)
+
+    imported = gpuforge("runs", "import", str(based.artifacts.parent), "--json")
+    assert imported.returncode == 0, imported.stderr
+    run_id = json.loads(imported.stdout)["run_id"]
+    proc = gpuforge("runs", "show", str(run_id), "--json")
+    assert proc.returncode == 0, proc.stderr
+    shown = json.loads(proc.stdout)
+    recap = stats(based.events)
+    host = box.state["hosts"][0]["name"]
+    assert shown["source"] == "awx" and shown["profile"] == "base"
+    assert shown["status"] == "successful" and shown["exit_code"] == 0
+    assert shown["hosts"][host]["ok"] == recap["ok"][host]
+    assert shown["hosts"][host]["changed"] == recap["changed"][host]
+    assert shown["failures"] == []
+    print(f"imported as run {run_id}: ok={recap['ok'][host]} changed={recap['changed'][host]}")
+    again = gpuforge("runs", "import", str(based.artifacts.parent))
+    assert again.returncode == 3 and "already in the history" in again.stderr
 
 
 @pytest.fixture(scope="module")

@@ -274,6 +274,6 @@ def test_completion_of_subcommands() -> None:
                  "runs", "sandbox", "models", "endpoints", "demo"):
         assert name in top, top
     assert _complete("gpuforge ru", 1) == ["runs"]
-    assert sorted(_complete("gpuforge runs ", 2)) == ["list", "show"]
+    assert sorted(_complete("gpuforge runs ", 2)) == ["import", "list", "show"]
     assert set(_complete("gpuforge sandbox ", 2)) == {"up", "list", "down", "image"}
     assert "--profile" in _complete("gpuforge apply --pro", 2)

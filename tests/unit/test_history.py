@@ -224,14 +224,15 @@ def test_schema_2_is_migrated_in_place_keeping_its_runs(tmp_path: Path) -> None:
         ("validate", "failed", 2)]
     assert path.stat().st_ino == inode  # upgraded in place, not replaced
     with sqlite3.connect(path) as conn:
-        assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 3
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 4
         columns = {r[1] for r in conn.execute("PRAGMA table_info(runs)")}
         tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
     conn.close()
-    assert "extra" not in columns and {"pid", "process_start"} <= columns
+    assert "extra" not in columns and {"pid", "process_start", "source"} <= columns
     assert {"checks", "facts"} <= tables
     record = history.get(1)
     assert record is not None and record.checks == [] and record.to_dict()["facts"] == {}
+    assert record.source == "gpuforge"  # runs from before imports were gpuforge's own
 
 
 def test_checks_and_published_facts_are_kept_with_the_run(tmp_path: Path) -> None:

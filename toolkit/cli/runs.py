@@ -1,14 +1,16 @@
-"""`gpuforge runs list|show`: the run history."""
+"""`gpuforge runs list|show|import`: the run history."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from toolkit.cli.common import JsonOpt, host_table
 
-app = typer.Typer(help="Run history: every apply, plan, validate and facts run, with its outcome.",
+app = typer.Typer(help="Run history: every apply, plan, validate and facts run, with its outcome "
+                       "(and AWX jobs imported with `runs import`).",
                   no_args_is_help=True)
 
 
@@ -53,8 +55,9 @@ def show_run(
         return
     assert record.summary is not None
     console = err()
+    origin = "" if record.source == "gpuforge" else f" (imported from {record.source})"
     console.print(f"run {record.id}: {record.command} --profile {record.profile} "
-                  f"on {record.inventory}", markup=False)
+                  f"on {record.inventory}{origin}", markup=False)
     console.print(f"status: {record.status}  exit: {record.exit_code}  rc: {record.rc}  "
                   f"started: {record.started_at}  duration: {record.duration_s}s", markup=False)
     rows = [[h, str(c.ok), str(c.changed), str(c.failed), str(c.unreachable), str(c.skipped),
@@ -68,3 +71,33 @@ def show_run(
     if slow:
         host_table("slowest tasks", [[t.host, t.task, f"{t.duration_s:.2f}s", t.status]
                                      for t in slow], ["host", "task", "duration", "status"])
+
+
+@app.command("import")
+def import_run(
+    artifacts: Annotated[Path, typer.Argument(
+        help="The directory `ansible-runner process` wrote (it holds artifacts/job_events/), "
+             "or one artifacts/<ident> directory.", show_default=False)],
+    profile: Annotated[str | None, typer.Option(
+        "--profile", help="The job's profile (default: the one its playbook is named "
+                          "after, as in the AWX project: cpu_llm.yml is cpu-llm).")] = None,
+    source: Annotated[str, typer.Option(
+        "--source", help="Where the job ran: awx, navigator or runner.")] = "awx",
+    as_json: JsonOpt = False,
+) -> None:
+    """Record a job run elsewhere (an AWX job, `ansible-runner process`) in the history:
+    its events, status and output, read as a gpuforge run's are; `runs show` and `report`
+    then show it. Exit 3 for a directory that is not such a job, or one already recorded."""
+    from toolkit.console import emit_json, err
+    from toolkit.history import History
+    from toolkit.imported_run import import_run as record_job
+
+    imported = record_job(artifacts, profile=profile, source=source)
+    record = History().get(imported.run_id)
+    assert record is not None
+    if as_json:
+        emit_json(record.to_dict())
+        return
+    err().print(f"recorded {imported.artifacts} ({imported.events} events) as run "
+                f"{record.id}: {record.status}, exit {record.exit_code} "
+                f"(`gpuforge runs show {record.id}`)", markup=False)
