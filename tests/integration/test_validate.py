@@ -327,6 +327,50 @@ def test_usage_counts_the_requests_and_tokens_the_client_saw(served: Sandbox) ->
         f"{seen['completion_tokens']},0,"), by_host.stdout
 
 
+def _write_key_store(box: Sandbox, keys: dict[str, tuple[str, list[str]]]) -> None:
+    """The controller key store (hashes only, mode 0600): name -> (key, models)."""
+    store = Path(box.env["GPUFORGE_STATE_DIR"]) / "api-keys.json"
+    store.touch(mode=0o600)
+    store.write_text(json.dumps({"version": 1, "keys": [
+        {"name": name, "sha256": hashlib.sha256(key.encode()).hexdigest(), "models": models}
+        for name, (key, models) in keys.items()]}), encoding="utf-8")
+
+
+def test_named_keys_are_scoped_to_their_models_and_named_in_usage(served: Sandbox) -> None:
+    """Issue 14: a key limited to model A gets 403 (JSON) for model B; a named key's name,
+    not its hash prefix, is what the log and `gpuforge usage` show; unnamed keys still work."""
+    scoped = "gf-scoped-" + secrets.token_hex(16)
+    elsewhere = "gf-elsewhere-" + secrets.token_hex(16)
+    _write_key_store(served, {"team-smol": (scoped, [MODEL]),
+                              "team-other": (elsewhere, ["another-model"])})
+    proc = served.gpuforge("apply", "-i", served.inventory, "--profile", "cpu-llm",
+                           "--tags", "gateway_configure", "--yes", timeout=1200)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    hashes = served.exec(_host(served), "cat", "/etc/nginx/gpuforge/key-names.map").stdout
+    assert scoped not in hashes and "team-smol" in hashes
+    _wait_until_served(served, served.env["GPUFORGE_API_KEY"])
+    start = int(time.time()) + 1
+    time.sleep(start - time.time() + 0.05)
+    status, body = chat(_url(served), scoped, MODEL, "Say OK.", max_tokens=4, verify=False)
+    assert status == 200 and answer_text(body), body
+    status, body = chat(_url(served), elsewhere, MODEL, "Say OK.", max_tokens=4, verify=False)
+    print(f"key limited to another-model asking for {MODEL}: {status} {body}")
+    assert status == 403 and body["error"]["type"] == "model_not_allowed", body
+    assert "team-other" in body["error"]["message"] and elsewhere not in json.dumps(body)
+    assert request(_url(served), "/models", elsewhere, verify=False)[1]["data"] == []
+    status, body = chat(_url(served), served.env["GPUFORGE_API_KEY"], MODEL, "Say OK.",
+                        max_tokens=4, verify=False)
+    assert status == 200, body  # an unnamed key: every model, as before
+    since = time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime(start))
+    proc = served.gpuforge("usage", "-i", served.inventory, "--since", since, "--json",
+                           timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    groups = {g["key"]: g for g in json.loads(proc.stdout)["groups"]}
+    print(f"usage by key after the scoped requests: {groups}")
+    assert groups["team-smol"]["requests"] == 1 and groups["team-smol"]["prompt_tokens"] > 0
+    assert "team-other" not in groups  # refused before routing: not usage
+
+
 def test_gateway_tls_is_mozilla_intermediate(served: Sandbox) -> None:
     if shutil.which("sslscan") is None or shutil.which("openssl") is None:
         pytest.skip("sslscan and openssl are needed (scripts/setup.sh installs them)")
