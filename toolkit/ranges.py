@@ -49,6 +49,7 @@ RANGES: dict[str, Bound] = {
     "vllm_max_model_len": NON_NEGATIVE,  # 0: the model's own
     "model_store_free_margin_mb": NON_NEGATIVE,
     "model_store_download_concurrency": (0, 1000),  # 0: every host of the batch at once
+    "model_store_download_rate_limit": (0, 10**12),  # bytes/s; 0: no limit
     "base_apt_cache_valid_time": NON_NEGATIVE,
     "base_apt_update_retries": NON_NEGATIVE,
     "validate_max_tokens": POSITIVE,

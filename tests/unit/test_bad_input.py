@@ -165,6 +165,7 @@ CASES: list[Case] = [
     var("gateway_rate_limit_burst", "-1", "out of range (must be from 0)"),
     var("model_store_free_margin_mb", "-100", "out of range"),
     var("model_store_download_concurrency", "1001", "out of range"),
+    var("model_store_download_rate_limit", "-1", "out of range (must be from 0 to 1e+12)"),
     Case("strategy-flag", {"hosts.yml": HOSTS}, ("--strategy is 'fast'", "linear, mitogen"),
          args=("apply", "-i", "{inv}/hosts.yml", "--yes", "--strategy", "fast")),
     Case("strategy-setting", {"hosts.yml": HOSTS}, ("GPUFORGE_STRATEGY is 'fast'",),
