@@ -20,6 +20,7 @@ import statistics
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -72,16 +73,9 @@ def podman_exec(container: str, *cmd: str, stdin: str | None = None) -> str:
     return proc.stdout
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--name", required=True)
-    parser.add_argument("--rounds", type=int, default=5)
-    args = parser.parse_args()
-    key = os.environ.get("GPUFORGE_API_KEY") or (
-        state_dir() / "sandbox" / args.name / "api-key").read_text(encoding="utf-8").strip()
-    state = json.loads((state_dir() / "sandbox" / args.name / "state.json")
-                       .read_text(encoding="utf-8"))
-    container = state["hosts"][0]["container"]
+def runtime(container: str) -> tuple[dict[str, Any], list[str]]:
+    """The host's first runtime: its endpoint description and llama-server's command
+    line as its unit runs it."""
     desc = json.loads(podman_exec(container, "sh", "-c",
                                   "cat $(ls /etc/gpuforge/endpoints.d/*.json | head -n 1)"))
     unit = podman_exec(container, "systemctl", "show", "-P", "ExecStart", desc["unit"])
@@ -93,6 +87,20 @@ def main() -> None:
         for line in podman_exec(container, "cat", env_file).splitlines():
             if line.startswith("LLAMA_SERVER_ARGS="):
                 argv = [argv[0], *line.split("=", 1)[1].split()]
+    return dict(desc), argv
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--name", required=True)
+    parser.add_argument("--rounds", type=int, default=5)
+    args = parser.parse_args()
+    key = os.environ.get("GPUFORGE_API_KEY") or (
+        state_dir() / "sandbox" / args.name / "api-key").read_text(encoding="utf-8").strip()
+    state = json.loads((state_dir() / "sandbox" / args.name / "state.json")
+                       .read_text(encoding="utf-8"))
+    container = state["hosts"][0]["container"]
+    desc, argv = runtime(container)
     server, model = argv[0], argv[argv.index("--model") + 1]
     threads = argv[argv.index("--threads") + 1]
     bench_bin = str(Path(server).with_name("llama-bench"))
