@@ -327,22 +327,23 @@ def test_usage_counts_the_requests_and_tokens_the_client_saw(served: Sandbox) ->
         f"{seen['completion_tokens']},0,"), by_host.stdout
 
 
-def _write_key_store(box: Sandbox, keys: dict[str, tuple[str, list[str]]]) -> None:
-    """The controller key store (hashes only, mode 0600): name -> (key, models)."""
-    store = Path(box.env["GPUFORGE_STATE_DIR"]) / "api-keys.json"
-    store.touch(mode=0o600)
-    store.write_text(json.dumps({"version": 1, "keys": [
-        {"name": name, "sha256": hashlib.sha256(key.encode()).hexdigest(), "models": models}
-        for name, (key, models) in keys.items()]}), encoding="utf-8")
+def _add_key(box: Sandbox, name: str, *args: str) -> str:
+    """`gpuforge keys add`: the key is printed once; the store keeps its hash."""
+    proc = box.gpuforge("keys", "add", name, *args, "--json")
+    assert proc.returncode == 0, proc.stderr
+    return str(json.loads(proc.stdout)["key"])
 
 
-def test_named_keys_are_scoped_to_their_models_and_named_in_usage(served: Sandbox) -> None:
-    """Issue 14: a key limited to model A gets 403 (JSON) for model B; a named key's name,
-    not its hash prefix, is what the log and `gpuforge usage` show; unnamed keys still work."""
-    scoped = "gf-scoped-" + secrets.token_hex(16)
-    elsewhere = "gf-elsewhere-" + secrets.token_hex(16)
-    _write_key_store(served, {"team-smol": (scoped, [MODEL]),
-                              "team-other": (elsewhere, ["another-model"])})
+def test_named_keys_scopes_quotas_and_names_in_usage(served: Sandbox) -> None:
+    """Issue 14: keys made by `gpuforge keys add`; one limited to model A gets 403 (JSON) for
+    model B; a named key's name, not its hash prefix, is what the log and `gpuforge usage`
+    show; unnamed keys still work; a daily token quota gives 429 saying when it resets."""
+    scoped = _add_key(served, "team-smol", "--models", MODEL)
+    elsewhere = _add_key(served, "team-other", "--models", "another-model")
+    quota = _add_key(served, "team-quota", "--tokens-per-day", "1")
+    store = Path(served.env["GPUFORGE_STATE_DIR"]) / "api-keys.json"
+    assert oct(store.stat().st_mode & 0o777) == "0o600"
+    assert not any(k in store.read_text(encoding="utf-8") for k in (scoped, elsewhere, quota))
     proc = served.gpuforge("apply", "-i", served.inventory, "--profile", "cpu-llm",
                            "--tags", "gateway_configure", "--yes", timeout=1200)
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -369,6 +370,15 @@ def test_named_keys_are_scoped_to_their_models_and_named_in_usage(served: Sandbo
     print(f"usage by key after the scoped requests: {groups}")
     assert groups["team-smol"]["requests"] == 1 and groups["team-smol"]["prompt_tokens"] > 0
     assert "team-other" not in groups  # refused before routing: not usage
+    # A daily token quota of 1: the first request passes (nothing used yet), the next is
+    # refused with the time it resets (next 00:00 UTC).
+    status, body = chat(_url(served), quota, MODEL, "Say OK.", max_tokens=4, verify=False)
+    assert status == 200, body
+    status, body = chat(_url(served), quota, MODEL, "Say OK.", max_tokens=4, verify=False)
+    print(f"quota key, second request: {status} {body}")
+    tomorrow = time.strftime("%Y-%m-%dT00:00:00Z", time.gmtime(time.time() + 86400))
+    assert status == 429 and body["error"]["type"] == "quota_exceeded", body
+    assert body["error"]["resets_at"] == tomorrow and tomorrow in body["error"]["message"]
 
 
 def test_gateway_tls_is_mozilla_intermediate(served: Sandbox) -> None:

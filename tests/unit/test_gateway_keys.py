@@ -61,3 +61,10 @@ def test_without_a_key_store_the_maps_are_empty_and_unnamed_keys_stay() -> None:
     text = render("api-keys.map.j2", gateway_api_keys=UNNAMED)
     assert sorted(re.findall(r"^([0-9a-f]{64}) 1;$", text, re.M)) == sorted(map(sha, UNNAMED))
 
+
+
+def test_daily_quotas_by_hash_only_for_keys_that_have_one() -> None:
+    store = [*STORE[:2], {"name": "metered", "sha256": sha("gf-metered-0123456789"),
+                          "models": [], "tokens_per_day": 5000}]
+    quotas = entries(render("key-quotas.map.j2", __gateway_named_keys=store))
+    assert quotas == {sha("gf-metered-0123456789"): "5000"}

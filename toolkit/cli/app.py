@@ -19,6 +19,7 @@ from toolkit.cli import demo as demo_cmd
 from toolkit.cli import endpoints as endpoints_cmd
 from toolkit.cli import facts as facts_cmd
 from toolkit.cli import hosts as hosts_cmd
+from toolkit.cli import keys as keys_cmd
 from toolkit.cli import models as models_cmd
 from toolkit.cli import place as place_cmd
 from toolkit.cli import profiles as profiles_cmd
@@ -72,6 +73,7 @@ app.command("usage")(usage_cmd.usage)
 app.add_typer(runs_cmd.app, name="runs")
 app.add_typer(sandbox_cmd.app, name="sandbox")
 app.add_typer(hosts_cmd.app, name="hosts")
+app.add_typer(keys_cmd.app, name="keys")
 
 
 def _wants_json(args: list[str]) -> bool:

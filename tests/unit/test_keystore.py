@@ -1,0 +1,78 @@
+"""The controller key store and `gpuforge keys`: keys are shown once and stored as sha256
+hashes only, in a 0600 file; add, rotate and revoke change exactly the named entry; bad names,
+models, quotas and stores are refused with exit 3 naming the file."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import pytest
+
+from toolkit.cli.app import main
+from toolkit.errors import InvalidInput
+from toolkit.keystore import add, load, revoke, rotate, to_dicts
+
+
+def sha(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+def test_add_rotate_revoke_keep_hashes_only_in_a_private_file(tmp_path: Path) -> None:
+    store = tmp_path / "state" / "api-keys.json"
+    a = add(store, "team-a", ["smol", "big:7b"], tokens_per_day=1000)
+    b = add(store, "ops", [])
+    assert a.startswith("gf-") and len(a) >= 40 and a != b
+    assert store.stat().st_mode & 0o777 == 0o600
+    text = store.read_text(encoding="utf-8")
+    assert a not in text and b not in text and sha(a) in text
+    keys = load(store)
+    assert [(k.name, k.sha256, k.models, k.tokens_per_day) for k in keys] == [
+        ("team-a", sha(a), ["smol", "big:7b"], 1000), ("ops", sha(b), [], 0)]
+    new = rotate(store, "team-a")
+    after = {k.name: k for k in load(store)}
+    assert after["team-a"].sha256 == sha(new) != sha(a)
+    assert after["team-a"].models == ["smol", "big:7b"] and after["ops"].sha256 == sha(b)
+    revoke(store, "ops")
+    assert [k.name for k in load(store)] == ["team-a"]
+    assert to_dicts(load(store))[0]["id"] == sha(new)[:8]
+
+
+def test_refusals_name_the_problem(tmp_path: Path) -> None:
+    store = tmp_path / "api-keys.json"
+    add(store, "team-a", [])
+    with pytest.raises(InvalidInput, match="a key named 'team-a' exists"):
+        add(store, "team-a", [])
+    with pytest.raises(InvalidInput, match="name 'a b' must be"):
+        add(store, "a b", [])
+    with pytest.raises(InvalidInput, match="models must be a list of model names"):
+        add(store, "x", ["bad'model"])
+    with pytest.raises(InvalidInput, match="tokens_per_day must be"):
+        add(store, "x", [], tokens_per_day=-1)
+    with pytest.raises(InvalidInput, match="no key named 'nobody'"):
+        revoke(store, "nobody")
+    store.write_text(json.dumps({"keys": [{"name": "x", "sha256": "0" * 64}] * 2}))
+    with pytest.raises(InvalidInput, match="a name is listed twice"):
+        load(store)
+    store.write_text("{not json")
+    with pytest.raises(InvalidInput, match=f"key store {store}: cannot be read as JSON"):
+        load(store)
+    assert load(tmp_path / "absent.json") == []
+
+
+def test_cli_prints_the_key_once_and_lists_names_without_hashes(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    store = str(tmp_path / "api-keys.json")
+    assert main(["keys", "add", "team-a", "--models", "smol", "--tokens-per-day", "50",
+                 "--store", store, "--json"]) == 0
+    key = json.loads(capsys.readouterr().out)["key"]
+    assert main(["keys", "list", "--store", store, "--json"]) == 0
+    listed = json.loads(capsys.readouterr().out)
+    assert listed == [{"name": "team-a", "id": sha(key)[:8], "models": ["smol"],
+                       "tokens_per_day": 50, "created": listed[0]["created"]}]
+    assert main(["keys", "rotate", "team-a", "--store", store]) == 0
+    rotated = capsys.readouterr().out.strip()
+    assert rotated != key and load(Path(store))[0].sha256 == sha(rotated)
+    assert main(["keys", "revoke", "nobody", "--store", store]) == 3
+    assert "no key named 'nobody'" in capsys.readouterr().err
