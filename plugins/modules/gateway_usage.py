@@ -59,7 +59,7 @@ ansible_facts:
           description: >-
             One per key, model and status: requests, prompt_tokens, completion_tokens,
             without_usage (responses without a usage object), latency_s (sum of request
-            times), ttft_s (sum of upstream header times) and ttft_n (how many had one).
+            times), ttft_s (sum of times to the first token) and ttft_n (how many had one).
           type: list
           elements: dict
         lines: {description: Lines read., type: int}
@@ -113,7 +113,9 @@ def parse_line(line: str) -> dict[str, Any] | None:
             "model": model, "status": entry["status"],
             "prompt_tokens": prompt, "completion_tokens": completion,
             "latency_s": _number(entry.get("request_s")),
-            "ttft_s": _number(entry.get("upstream_header_s"))}
+            # the first token's time the gateway measured; older lines: the runtime's headers
+            "ttft_s": _number(entry["ttft_s"]) if "ttft_s" in entry
+            else _number(entry.get("upstream_header_s"))}
 
 
 def parse_time(text: str) -> datetime | None:

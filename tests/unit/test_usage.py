@@ -97,13 +97,20 @@ def test_the_templates_log_format_is_what_the_module_reads() -> None:
                     sent_http_content_type="text/event-stream", upstream_header_time="0.2",
                     upstream_response_time="1.0", request_time="1.001",
                     time_iso8601="2026-12-03T05:00:00+00:00", gf_prompt_tokens="30",
-                    gf_completion_tokens="12")
+                    gf_completion_tokens="12", gf_ttft="0.35")
     entry = gu.parse_line(line)
+    # TTFT: the first token's time njs measured, not the runtime's headers (sent earlier).
     assert entry == {"time": "2026-12-03T05:00:00+00:00", "key": "team-a", "model": "smol",
                      "status": 200, "prompt_tokens": 30, "completion_tokens": 12,
-                     "latency_s": pytest.approx(1.001), "ttft_s": pytest.approx(0.2)}
-    # A retried request's times ("0.1, 0.3"): the answering upstream's.
-    assert gu.parse_line(line.replace('"0.2"', '"0.1, 0.3"'))["ttft_s"] == pytest.approx(0.3)
+                     "latency_s": pytest.approx(1.001), "ttft_s": pytest.approx(0.35)}
+    assert gu.parse_line(line.replace('"0.35"', '""'))["ttft_s"] is None
+
+
+def test_lines_without_the_gateways_ttft_use_the_upstream_header_time() -> None:
+    # Lines from before ttft_s; a retried request's times ("0.1, 0.3"): the answering upstream's.
+    assert gu.parse_line(RECORDED[1])["ttft_s"] == pytest.approx(0.12)
+    retried = RECORDED[1].replace('"upstream_header_s":"0.120"', '"upstream_header_s":"0.1, 0.3"')
+    assert gu.parse_line(retried)["ttft_s"] == pytest.approx(0.3)
 
 
 def test_rotated_logs_are_read_oldest_first_gzip_included(tmp_path: Path) -> None:
