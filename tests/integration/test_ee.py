@@ -246,8 +246,9 @@ def test_base_job_imported_into_the_history_shows_the_jobs_recap(
     assert shown["hosts"][host]["changed"] == recap["changed"][host]
     assert shown["failures"] == []
     print(f"imported as run {run_id}: ok={recap['ok'][host]} changed={recap['changed'][host]}")
-    again = gpuforge("runs", "import", str(based.artifacts.parent))
-    assert again.returncode == 3 and "already in the history" in again.stderr
+    again = gpuforge("runs", "import", str(based.artifacts.parent), "--json")
+    assert again.returncode == 3, again.stderr
+    assert "already in the history" in json.loads(again.stdout)["error"]
 
 
 @pytest.fixture(scope="module")
