@@ -4,7 +4,8 @@ One JSON file (default `<state dir>/api-keys.json`, mode 0600, written atomicall
 the gateway role (variable gateway_key_store) and written by `gpuforge keys`:
 
     {"version": 1, "keys": [{"name": "team-a", "sha256": "<64 hex>", "models": ["m"],
-                             "tokens_per_day": 100000, "created": "<ISO time>"}]}
+                             "tokens_per_day": 100000, "expires": "2027-01-01T00:00:00Z",
+                             "created": "<ISO time>"}]}
 
 A key is generated here, shown once to whoever runs `gpuforge keys add|rotate`, and never
 written anywhere: the store keeps its hash.
@@ -20,7 +21,7 @@ import secrets
 import stat
 import tempfile
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +32,8 @@ STORE_NAME = "api-keys.json"
 NAME = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 MODEL = re.compile(r"^[A-Za-z0-9._:/@+-]{1,128}$")
 KEY_PREFIX = "gf-"
+EXPIRES = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z$")
+_SPAN = re.compile(r"^(\d+)([hdw])$")
 
 
 @dataclass
@@ -39,6 +42,7 @@ class NamedKey:
     sha256: str
     models: list[str] = field(default_factory=list)
     tokens_per_day: int = 0  # 0: no quota
+    expires: str = ""  # ISO 8601 UTC (...Z); "": never
     created: str = ""
 
 
@@ -70,8 +74,35 @@ def check_entry(entry: Any, where: str) -> NamedKey:
                            "(characters A-Z a-z 0-9 . _ : / @ + -)")
     if not isinstance(quota, int) or isinstance(quota, bool) or quota < 0:
         raise InvalidInput(f"{where} ({name}): tokens_per_day must be a whole number >= 0")
+    expires = entry.get("expires", "")
+    if not isinstance(expires, str) or (expires and not EXPIRES.match(expires)):
+        raise InvalidInput(f"{where} ({name}): expires must be a UTC time like "
+                           "2027-01-01T00:00:00Z (or empty: never)")
     return NamedKey(name=name, sha256=sha, models=list(models), tokens_per_day=quota,
-                    created=str(entry.get("created", "")))
+                    expires=expires, created=str(entry.get("created", "")))
+
+
+def parse_expiry(text: str | None, now: datetime | None = None) -> str:
+    """--expires: a span from now (12h, 30d, 2w), an ISO date or time (UTC without an offset);
+    returned as the store keeps it (...Z). None or empty: never."""
+    if not text:
+        return ""
+    now = now or datetime.now(UTC)
+    match = _SPAN.match(text.strip())
+    if match:
+        unit = {"h": "hours", "d": "days", "w": "weeks"}[match.group(2)]
+        when = now + timedelta(**{unit: int(match.group(1))})
+    else:
+        try:
+            when = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+        except ValueError:
+            raise InvalidInput(f"--expires {text!r}: neither a span (12h, 30d, 2w) nor an ISO "
+                               "8601 date or time", hint="e.g. --expires 30d or "
+                               "--expires 2027-01-01") from None
+        when = when if when.tzinfo is not None else when.replace(tzinfo=UTC)
+    if when <= now:
+        raise InvalidInput(f"--expires {text!r}: in the past")
+    return when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def load(path: Path) -> list[NamedKey]:
@@ -117,7 +148,8 @@ def _find(keys: list[NamedKey], name: str, path: Path) -> NamedKey:
                        hint="`gpuforge keys list` shows the names")
 
 
-def add(path: Path, name: str, models: list[str], tokens_per_day: int = 0) -> str:
+def add(path: Path, name: str, models: list[str], tokens_per_day: int = 0,
+        expires: str = "") -> str:
     """Add a named key; returns the key (the only time it exists outside its user's hands)."""
     keys = load(path)
     if any(k.name == name for k in keys):
@@ -125,7 +157,7 @@ def add(path: Path, name: str, models: list[str], tokens_per_day: int = 0) -> st
                            hint=f"`gpuforge keys rotate {name}` replaces it")
     key = new_key()
     entry = check_entry({"name": name, "sha256": digest(key), "models": models,
-                         "tokens_per_day": tokens_per_day}, "new key")
+                         "tokens_per_day": tokens_per_day, "expires": expires}, "new key")
     entry.created = datetime.now(UTC).isoformat(timespec="seconds")
     save(path, [*keys, entry])
     return key
@@ -155,4 +187,5 @@ def parse_models(text: str | None) -> list[str]:
 def to_dicts(keys: list[NamedKey]) -> list[dict[str, Any]]:
     """What `gpuforge keys list` shows: no hash beyond the 8-digit id the log would use."""
     return [{"name": k.name, "id": k.sha256[:8], "models": k.models or ["*"],
-             "tokens_per_day": k.tokens_per_day or None, "created": k.created} for k in keys]
+             "tokens_per_day": k.tokens_per_day or None, "expires": k.expires or None,
+             "created": k.created} for k in keys]

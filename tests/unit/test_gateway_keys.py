@@ -68,3 +68,10 @@ def test_daily_quotas_by_hash_only_for_keys_that_have_one() -> None:
                           "models": [], "tokens_per_day": 5000}]
     quotas = entries(render("key-quotas.map.j2", __gateway_named_keys=store))
     assert quotas == {sha("gf-metered-0123456789"): "5000"}
+
+
+def test_expiry_by_hash_only_for_keys_that_expire() -> None:
+    store = [*STORE[:2], {"name": "temp", "sha256": sha("gf-temp-0123456789ab"), "models": [],
+                          "expires": "2027-01-01T00:00:00Z"}]
+    assert entries(render("key-expiry.map.j2", __gateway_named_keys=store)) == {
+        sha("gf-temp-0123456789ab"): "2027-01-01T00:00:00Z"}

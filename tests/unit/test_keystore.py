@@ -70,9 +70,34 @@ def test_cli_prints_the_key_once_and_lists_names_without_hashes(
     assert main(["keys", "list", "--store", store, "--json"]) == 0
     listed = json.loads(capsys.readouterr().out)
     assert listed == [{"name": "team-a", "id": sha(key)[:8], "models": ["smol"],
-                       "tokens_per_day": 50, "created": listed[0]["created"]}]
+                       "tokens_per_day": 50, "expires": None, "created": listed[0]["created"]}]
     assert main(["keys", "rotate", "team-a", "--store", store]) == 0
     rotated = capsys.readouterr().out.strip()
     assert rotated != key and load(Path(store))[0].sha256 == sha(rotated)
     assert main(["keys", "revoke", "nobody", "--store", store]) == 3
     assert "no key named 'nobody'" in capsys.readouterr().err
+
+
+def test_expiry_is_a_span_or_a_utc_time_never_in_the_past(tmp_path: Path) -> None:
+    from datetime import UTC, datetime
+
+    from toolkit.keystore import parse_expiry
+
+    now = datetime(2026, 12, 3, 6, 0, tzinfo=UTC)
+    assert parse_expiry("30d", now) == "2027-01-02T06:00:00Z"
+    assert parse_expiry("12h", now) == "2026-12-03T18:00:00Z"
+    assert parse_expiry("2027-01-01", now) == "2027-01-01T00:00:00Z"
+    assert parse_expiry("2027-01-01T02:00:00+02:00", now) == "2027-01-01T00:00:00Z"
+    assert parse_expiry(None, now) == ""
+    with pytest.raises(InvalidInput, match="in the past"):
+        parse_expiry("2026-01-01", now)
+    with pytest.raises(InvalidInput, match="--expires 'soon'"):
+        parse_expiry("soon", now)
+    store = tmp_path / "api-keys.json"
+    add(store, "temp", [], expires="2027-01-01T00:00:00Z")
+    rotate(store, "temp")
+    assert load(store)[0].expires == "2027-01-01T00:00:00Z"  # a rotated key keeps its expiry
+    store.write_text(json.dumps({"keys": [{"name": "x", "sha256": "0" * 64,
+                                           "expires": "tomorrow"}]}))
+    with pytest.raises(InvalidInput, match="expires must be a UTC time"):
+        load(store)

@@ -44,7 +44,7 @@ def _print_new(name: str, key: str, as_json: bool) -> None:
 
 @app.command("list")
 def list_keys(store: StoreOpt = None, as_json: JsonOpt = False) -> None:
-    """List the named keys: name, id (log id), models, daily token quota."""
+    """List the named keys: name, id (log id), models, daily token quota, expiry."""
     from toolkit.cli.common import host_table
     from toolkit.console import emit_json
     from toolkit.keystore import load, to_dicts
@@ -54,9 +54,9 @@ def list_keys(store: StoreOpt = None, as_json: JsonOpt = False) -> None:
         emit_json(rows)
         return
     host_table(f"keys in {_store(store)}", [
-        [r["name"], r["id"], ", ".join(r["models"]),
-         str(r["tokens_per_day"] or "-"), r["created"]] for r in rows],
-        ["name", "id", "models", "tokens/day", "created"])
+        [r["name"], r["id"], ", ".join(r["models"]), str(r["tokens_per_day"] or "-"),
+         r["expires"] or "never", r["created"]] for r in rows],
+        ["name", "id", "models", "tokens/day", "expires", "created"])
 
 
 @app.command("add")
@@ -66,17 +66,21 @@ def add_key(
         "--models", help="Comma-separated models the key may use (default: all).")] = None,
     tokens_per_day: Annotated[int, typer.Option(
         "--tokens-per-day", min=0, help="Daily token quota (prompt + completion); 0: none.")] = 0,
+    expires: Annotated[str | None, typer.Option(
+        "--expires", help="When the key stops working: a span (12h, 30d, 2w) or an ISO date "
+                          "or time (UTC without an offset). Default: never.")] = None,
     store: StoreOpt = None, as_json: JsonOpt = False,
 ) -> None:
     """Create a named key; print it once (stdout)."""
-    from toolkit.keystore import add, parse_models
+    from toolkit.keystore import add, parse_expiry, parse_models
 
-    _print_new(name, add(_store(store), name, parse_models(models), tokens_per_day), as_json)
+    _print_new(name, add(_store(store), name, parse_models(models), tokens_per_day,
+                         parse_expiry(expires)), as_json)
 
 
 @app.command("rotate")
 def rotate_key(name: NameArg, store: StoreOpt = None, as_json: JsonOpt = False) -> None:
-    """Replace a key (same name, models, quota); print the new one once."""
+    """Replace a key (same name, models, quota, expiry); print the new one once."""
     from toolkit.keystore import rotate
 
     _print_new(name, rotate(_store(store), name), as_json)
