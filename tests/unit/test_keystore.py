@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -71,6 +72,10 @@ def test_cli_prints_the_key_once_and_lists_names_without_hashes(
     listed = json.loads(capsys.readouterr().out)
     assert listed == [{"name": "team-a", "id": sha(key)[:8], "models": ["smol"],
                        "tokens_per_day": 50, "expires": None, "created": listed[0]["created"]}]
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "json-contract.md").read_text(
+        encoding="utf-8").split("## `gpuforge keys list --json`", 1)[1]
+    block = re.search(r"```json\n(.*?)```", doc, re.S)
+    assert block and set(json.loads(block.group(1))[0]) == set(listed[0])
     assert main(["keys", "rotate", "team-a", "--store", store]) == 0
     rotated = capsys.readouterr().out.strip()
     assert rotated != key and load(Path(store))[0].sha256 == sha(rotated)

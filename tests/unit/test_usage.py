@@ -6,8 +6,11 @@ from __future__ import annotations
 
 import gzip
 import json
+import os
 import re
 import runpy
+import subprocess
+import sys
 from datetime import UTC, datetime
 from pathlib import Path
 from types import SimpleNamespace
@@ -178,3 +181,41 @@ def test_usage_json_names_no_key(tmp_path: Path) -> None:
     found = gu.summarise(RECORDED)
     assert all(set(r) == {"key", "model", "status", *gu.SUM_FIELDS} for r in found["rows"])
     assert "Bearer" not in json.dumps(found)
+
+
+def _documented(command: str) -> object:
+    text = (Path(__file__).resolve().parents[2] / "docs" / "json-contract.md").read_text(
+        encoding="utf-8")
+    section = text.split(f"## `gpuforge {command} --json`", 1)[1]
+    block = re.search(r"```json\n(.*?)```", section, re.S)
+    assert block
+    return json.loads(block.group(1))
+
+
+def test_usage_command_reads_each_hosts_log_through_a_recorded_run(tmp_path: Path) -> None:
+    """The playbook, the module and the CLI together, on two local 'hosts' (one with a log, one
+    without); the document has the keys docs/json-contract.md shows."""
+    log = tmp_path / "gpuforge-metrics.log"
+    log.write_text("\n".join(RECORDED) + "\n", encoding="utf-8")
+    local = {"ansible_connection": "local", "ansible_python_interpreter": sys.executable}
+    inv = tmp_path / "inventory.yml"
+    inv.write_text(json.dumps({"all": {"hosts": {
+        "gw1": {**local, "gpuforge_usage_log": str(log)},
+        "gw2": {**local, "gpuforge_usage_log": str(tmp_path / "absent.log")}}}}),
+        encoding="utf-8")
+    env = {**os.environ, "NO_COLOR": "1", "GPUFORGE_STATE_DIR": str(tmp_path / "state")}
+    proc = subprocess.run([sys.executable, "-m", "toolkit.cli.app", "usage", "-i", str(inv),
+                           "--since", "2026-12-03T05:07:00", "--json"],
+                          capture_output=True, text=True, env=env, timeout=300, check=False)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    doc = json.loads(proc.stdout)
+    assert set(doc) == set(_documented("usage"))  # type: ignore[arg-type]
+    assert set(doc["groups"][0]) == set(_documented("usage")["groups"][0])  # type: ignore[index]
+    assert doc["since"] == "2026-12-03T05:07:00+00:00" and doc["hosts_without_gateway_log"] == [
+        "gw2"]
+    # From 05:07:00: the streamed completion, the one without usage and the failed one.
+    assert doc["totals"] == {"requests": 3, "failed": 1, "prompt_tokens": 21,
+                             "completion_tokens": 8, "without_usage": 2}
+    runs = subprocess.run([sys.executable, "-m", "toolkit.cli.app", "runs", "list", "--json"],
+                          capture_output=True, text=True, env=env, timeout=120, check=True)
+    assert json.loads(runs.stdout)[0]["command"] == "usage"  # recorded like every run
