@@ -51,10 +51,13 @@ def default_thresholds(roles_dir: Path) -> dict[str, Any]:
 
 
 def thresholds_for(defaults: Mapping[str, Any], profile_block: Mapping[str, Any],
-                   hostvars: Mapping[str, Any]) -> dict[str, Any]:
-    """Role defaults < the profile's `validate:` block < inventory `validate_*` variables."""
+                   hostvars: Mapping[str, Any],
+                   gpu_floors: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """Role defaults < the profile's `validate:` block < the floors of the host's GPU class
+    (`thresholds_for_gpu`, GPU hosts only) < inventory `validate_*` variables."""
     out = dict(defaults)
     out.update({k: v for k, v in profile_block.items() if k in THRESHOLD_KEYS})
+    out.update({k: v for k, v in (gpu_floors or {}).items() if k in THRESHOLD_KEYS})
     out.update({k: hostvars[f"validate_{k}"] for k in THRESHOLD_KEYS
                 if f"validate_{k}" in hostvars})
     return out
@@ -117,6 +120,8 @@ def judge_gpu(host: str, m: Mapping[str, Any], gpu_host: bool) -> list[Check]:
         checks.append(_check(host, "gpu.driver", ok, version,
                              (f"== {pin}" if "." in pin else f"branch {pin}") if pin else "loaded",
                              why))
+    if int(_number(gpu.get("nvidia_gpu_count")) or 0):
+        checks.append(judge_gpus_visible(host, gpu))
     container = m.get("container")
     if isinstance(container, Mapping):
         out = str(container.get("stdout") or "")
@@ -204,14 +209,20 @@ def judge_gateway(host: str, m: Mapping[str, Any], t: Mapping[str, Any]) -> list
     checks = [_check(host, "gateway.chat", ok, chat.get("status"),
                      f"== 200 and answer contains {expect!r}" if expect
                      else "== 200 and a non-empty answer", why[:300])]
-    ttft = _number(chat.get("ttft_s"))
+    return checks + judge_speed(host, _number(chat.get("ttft_s")), tokens_per_second(chat), t)
+
+
+def judge_speed(host: str, ttft: float | None, rate: float | None,
+                t: Mapping[str, Any]) -> list[Check]:
+    """Time to first token and tokens/s against the thresholds (`gateway.ttft_s`,
+    `gateway.tokens_per_s`); None means nothing was measured, which fails."""
+    checks: list[Check] = []
     max_ttft = float(_number(t.get("max_ttft_s")) or 0.0)
     checks.append(_check(host, "gateway.ttft_s", ttft is not None and ttft <= max_ttft,
                          ttft, f"<= {max_ttft:g}",
                          "" if ttft is not None and ttft <= max_ttft else
                          ("no token came back" if ttft is None
                           else f"first token after {ttft:g}s")))
-    rate = tokens_per_second(chat)
     min_rate = float(_number(t.get("min_tokens_per_s")) or 0.0)
     checks.append(_check(host, "gateway.tokens_per_s", rate is not None and rate >= min_rate,
                          rate, f">= {min_rate:g}",
@@ -247,6 +258,7 @@ def judge_host(host: str, measured: Mapping[str, Any] | None, thresholds: Mappin
     checks = [_check(host, "host.measured", True, "yes", "measurements published")]
     checks += judge_gpu(host, measured, gpu_host)
     checks += judge_endpoints(host, measured, thresholds)
+    checks += judge_runtimes_on_gpu(host, measured)
     checks += judge_gateway(host, measured, thresholds)
     checks += judge_models(host, measured)
     return checks
@@ -311,6 +323,18 @@ def to_junit(checks: list[Check], *, suite: str = "gpuforge validate") -> str:
 
 _OFFLOAD = re.compile(r"offloaded (\d+)/(\d+) layers to GPU")
 _DEVICE = re.compile(r"using device ((?:CUDA|ROCm|Vulkan)\d+) \(([^)]*)\)")
+_CUDA_INIT_FAILED = re.compile(r"ggml_cuda_init: failed to initialize \w+: (.*)")
+_VLLM_PLATFORM = re.compile(r"detected platform (\w+)|(No platform detected)")
+_OLLAMA_LIBRARY = re.compile(r'msg="inference compute".*?\blibrary=(\w+)')
+
+
+def gpu_vendor(facts: Mapping[str, Any] | None) -> tuple[str, int]:
+    """The vendor whose GPUs a host's gpu_facts show (nvidia first, then amd) and how many;
+    ("", 0) on a host without NVIDIA or AMD GPUs."""
+    facts = facts if isinstance(facts, Mapping) else {}
+    nvidia = int(_number(facts.get("nvidia_gpu_count")) or 0)
+    amd = int(_number(facts.get("amd_gpu_count")) or 0)
+    return ("nvidia", nvidia) if nvidia else ("amd", amd) if amd else ("", 0)
 
 
 def judge_gpus_visible(host: str, facts: Mapping[str, Any]) -> Check:
@@ -350,11 +374,109 @@ def judge_offload(host: str, instance: str, backend: str, log: str) -> Check:
     measured = f"{got['layers']}/{got['total']} layers" if got["total"] is not None else None
     why = ""
     if not on_device:
-        why = f"no {want} device in the log (serving on the CPU?)"
+        failed = _CUDA_INIT_FAILED.findall(log or "")
+        why = (f"serving on the CPU: llama-server's log names no {want} device"
+               + (f" ({want} failed to initialize: {failed[-1].strip()})" if failed else ""))
     elif not full:
         why = (f"only {measured} offloaded" if measured
                else "the log names no offloaded layers")
+    return _check(host, name, not why, measured or (None if on_device else "cpu"),
+                  f"every layer on {want}", why)
+
+
+def _judge_vllm_device(host: str, name: str, want: str, log: str) -> Check:
+    found = _VLLM_PLATFORM.findall(log)
+    platform = (found[-1][0] or "none") if found else None
+    ok = platform == want.lower()
+    why = "" if ok else (
+        "serving on the CPU: vLLM detected no GPU platform" if platform == "none"
+        else f"serving on the CPU: vLLM detected platform {platform}, not {want.lower()}"
+        if platform else "vLLM's log names no platform: cannot tell whether it serves on the GPU")
+    return _check(host, name, ok, f"platform {platform}" if platform else None,
+                  f"platform {want.lower()}", why)
+
+
+def _judge_ollama_device(host: str, name: str, want: str, log: str) -> Check:
+    libraries = list(dict.fromkeys(_OLLAMA_LIBRARY.findall(log)))
+    got = parse_offload(log)
+    full = got["total"] is None or got["layers"] == got["total"]
+    measured = (f"{got['layers']}/{got['total']} layers" if got["total"] is not None
+                else ",".join(libraries) or None)
+    why = ""
+    if want.lower() not in libraries:
+        why = ("serving on the CPU: Ollama found " + ", ".join(libraries) + f", no {want} GPU"
+               if libraries else "Ollama's log names no inference compute: cannot tell "
+               "whether it serves on the GPU")
+    elif not full:
+        why = f"only {measured} offloaded"
     return _check(host, name, not why, measured, f"every layer on {want}", why)
+
+
+def judge_runtime_device(host: str, descriptor: Mapping[str, Any], vendor: str, count: int,
+                         journal: Mapping[str, Any] | None, error: str = "") -> Check:
+    """On a host with `count` GPUs of `vendor`, one runtime instance must serve on them: its
+    descriptor asks for the GPU, and its current run's journal lines (runtime_log.py) show
+    every layer on a CUDA/ROCm device (llama.cpp, Ollama) or vLLM's CUDA/ROCm platform.
+    llama-server's /props names no device or offload, so its log is the evidence."""
+    instance = str(descriptor.get("name"))
+    name = f"runtime.{_slug(instance)}.gpu"
+    want = "CUDA" if vendor == "nvidia" else "ROCm"
+    gpus = f"{count} {'NVIDIA' if vendor == 'nvidia' else 'AMD'} GPU{'s' if count != 1 else ''}"
+    if descriptor.get("gpu") is False:
+        return _check(host, name, False, "cpu", f"on {want}",
+                      f"serving on the CPU: {instance} is configured for the CPU although the "
+                      f"host has {gpus}")
+    lines = [str(x) for x in (journal or {}).get("lines") or []]
+    if not lines:
+        why = str((journal or {}).get("error") or error or "").strip()
+        return _check(host, name, False, None, f"on {want}",
+                      f"no start-up lines of {descriptor.get('unit')}'s current run in its "
+                      f"journal{f' ({why})' if why else ''}: cannot tell whether it serves "
+                      f"on {want}")
+    log = "\n".join(lines)
+    runtime = str(descriptor.get("runtime") or "")
+    if runtime == "vllm":
+        return _judge_vllm_device(host, name, want, log)
+    if runtime == "ollama":
+        return _judge_ollama_device(host, name, want, log)
+    return judge_offload(host, instance, want.lower(), log)
+
+
+def runtime_journals(raw: Any) -> tuple[dict[str, Any], str]:
+    """The published output of runtime_log.py ({rc, stdout, stderr}): its per-unit entries,
+    and why there are none when it failed."""
+    if not isinstance(raw, Mapping):
+        return {}, "the runtime journals were not read"
+    try:
+        data = json.loads(str(raw.get("stdout") or ""))
+    except ValueError:
+        data = None
+    if isinstance(data, Mapping):
+        return dict(data), ""
+    lines = str(raw.get("stderr") or raw.get("stdout") or "").strip().splitlines()
+    return {}, (lines[-1] if lines else f"runtime_log.py exited {raw.get('rc')}")
+
+
+def judge_runtimes_on_gpu(host: str, m: Mapping[str, Any]) -> list[Check]:
+    """`runtime.<instance>.gpu` for every runtime instance, on hosts whose GPU facts show
+    NVIDIA or AMD GPUs only: a GPU host serving on its CPU fails."""
+    vendor, count = gpu_vendor(m.get("gpu"))
+    if not count:
+        return []
+    journals, error = runtime_journals(m.get("runtime_logs"))
+    checks: list[Check] = []
+    for entry in m.get("endpoints") or []:
+        desc = entry.get("descriptor") if isinstance(entry, Mapping) else None
+        if isinstance(desc, Mapping):
+            checks.append(judge_runtime_device(host, desc, vendor, count,
+                                               journals.get(str(desc.get("unit"))), error))
+    return checks
+
+
+def gpu_classes(seeds: Path) -> dict[str, Any]:
+    """seeds/validate_gpu_classes.yml: validate's serving floors per GPU class."""
+    data = yaml.safe_load((seeds / "validate_gpu_classes.yml").read_text(encoding="utf-8"))
+    return data if isinstance(data, dict) else {}
 
 
 def thresholds_for_gpu(classes: Mapping[str, Any], gpu_facts: Mapping[str, Any] | None

@@ -12,12 +12,21 @@ from typing import Any
 from toolkit.check import key_file_secrets
 from toolkit.errors import ExitCode
 from toolkit.inventory import ResolvedInventory
-from toolkit.paths import content_root
+from toolkit.paths import content_root, seeds_dir
 from toolkit.profiles import get_profile
 from toolkit.recorded_run import Outcome, run_profile
 from toolkit.run_metrics import publish, validate_records, wanted
 from toolkit.runner import RunResult
-from toolkit.validate import Check, default_thresholds, exit_code, judge_host, thresholds_for
+from toolkit.validate import (
+    Check,
+    default_thresholds,
+    exit_code,
+    gpu_classes,
+    gpu_vendor,
+    judge_host,
+    thresholds_for,
+    thresholds_for_gpu,
+)
 
 # The fact the validate role publishes on each host (roles/validate/tasks/publish.yml).
 MEASUREMENTS_FACT = "validate_measurements"
@@ -27,16 +36,20 @@ GPU_GROUP = "gpu_nodes"
 
 def judge_run(result: RunResult, resolved: ResolvedInventory,
               profile_block: dict[str, Any]) -> tuple[ExitCode, list[Check]]:
-    """Every host's checks, and the verdict's exit code."""
+    """Every host's checks, and the verdict's exit code. A host whose GPU facts show NVIDIA
+    or AMD GPUs is held to its GPU class's floors (seeds/validate_gpu_classes.yml)."""
     defaults = default_thresholds(content_root() / "roles")
+    classes = gpu_classes(seeds_dir())
     summary = result.summary
     reasons = {f.host: f"{f.kind}: {f.task}: {f.message}" for f in summary.failures}
     checks: list[Check] = []
     for host in sorted(summary.hosts or resolved.hosts):
         hostvars = {k: v.value for k, v in resolved.hosts.get(host, {}).items()}
         measured = summary.facts.get(host, {}).get(MEASUREMENTS_FACT)
+        gpu = measured.get("gpu") if isinstance(measured, dict) else None
+        floors = thresholds_for_gpu(classes, gpu) if gpu_vendor(gpu)[1] else {}
         checks += judge_host(host, measured if isinstance(measured, dict) else None,
-                             thresholds_for(defaults, profile_block, hostvars),
+                             thresholds_for(defaults, profile_block, hostvars, floors),
                              gpu_host=GPU_GROUP in resolved.groups.get(host, []),
                              failure=reasons.get(host, ""))
     return ExitCode(exit_code(int(result.exit_code()), checks)), checks

@@ -8,13 +8,16 @@ wheels this runner needs) and writes one JSON document (``--out``):
 - ``gate``: the compatibility gate on those facts and the machine's nvcc;
 - ``build``: the CUDA llama.cpp build through roles/llama_cpp/files/build-llama-server.sh for
   the GPUs' architectures, its time, and ldd's proof that llama-server links CUDA;
-- ``serve``: llama-server with every layer offloaded serving the catalog model; validate's GPU
-  judgements (every GPU visible to nvidia-smi, every layer on a CUDA device);
+- ``serve``: llama-server with every layer offloaded serving the catalog model;
+- ``judgements``: validate's GPU checks (toolkit/validate.py, as `gpuforge validate` makes
+  them): a driver loaded, every GPU on the bus visible to nvidia-smi, every layer on a CUDA
+  device, tokens/s and TTFT against the GPU class's floors (seeds/validate_gpu_classes.yml);
 - ``speed``: tokens/s and TTFT over HTTP (through nginx when the machine has it) against
   llama-bench on the same GPU.
 
 ``--self-check`` runs the GPU-free part anywhere: the bundle's checksums, and the same facts,
-gate and judgement code on a recorded host tree (tests/fixtures/gpu).
+gate and judgement code on a recorded host tree (tests/fixtures/gpu) and a recorded CUDA
+start-up log (tests/fixtures/validate/gpu).
 """
 
 from __future__ import annotations
@@ -42,7 +45,14 @@ REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
 from toolkit.compat import check_combination, load_compat, toolkit_problems  # noqa: E402
-from toolkit.validate import judge_gpus_visible, judge_offload  # noqa: E402
+from toolkit.validate import (  # noqa: E402
+    gpu_classes,
+    gpu_vendor,
+    judge_gpu,
+    judge_runtime_device,
+    judge_speed,
+    thresholds_for_gpu,
+)
 
 BUDGET_S = 8 * 60
 MODEL = "smollm2-135m-instruct"
@@ -134,10 +144,22 @@ def gate(facts: dict[str, Any], toolkit: str | None) -> dict[str, Any]:
             "problems": [p.__dict__ for p in problems]}
 
 
-def judgements(facts: dict[str, Any], log: str | None) -> list[dict[str, Any]]:
-    checks = [judge_gpus_visible("localhost", facts)]
-    if log is not None:
-        checks.append(judge_offload("localhost", MODEL, "cuda", log))
+def judgements(facts: dict[str, Any], log: str | None,
+               speed: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+    """The checks `gpuforge validate` makes on a GPU host (toolkit/validate.py), on this
+    machine: GPUs and driver (no pin: the machine's own driver must be loaded), every GPU on
+    the bus visible to nvidia-smi, llama-server's every layer on a CUDA device (its log), and
+    tokens/s and TTFT against the floors of the GPU's class (seeds/validate_gpu_classes.yml)."""
+    checks = judge_gpu("localhost", {"gpu": facts, "driver_pin": ""}, True)
+    vendor, count = gpu_vendor(facts)
+    if log is not None and count:
+        descriptor = {"name": MODEL, "runtime": "llama_cpp", "unit": "llama-server", "gpu": True}
+        checks.append(judge_runtime_device("localhost", descriptor, vendor, count,
+                                           {"lines": log.splitlines()}))
+    if speed is not None:
+        floors = thresholds_for_gpu(gpu_classes(REPO / "seeds"), facts)
+        checks += judge_speed("localhost", speed.get("ttft_s"), speed.get("tokens_per_s"),
+                              floors)
     return [c.to_dict() for c in checks]
 
 
@@ -270,7 +292,8 @@ def self_check(bundle: Path | None, shape: str) -> dict[str, Any]:
             "architectures": architectures(facts),
             "gate": {"debian-12 toolkit 11.8": gate(facts, "11.8"),
                      "debian-13 toolkit 12.4": gate(facts, "12.4")},
-            "judgements": judgements(facts, None)}
+            "judgements": judgements(facts, (REPO / "tests/fixtures/validate/gpu"
+                                             / "cuda-all-layers.log").read_text())}
 
 
 def prepare(bundle: Path, source_archive: Path | None) -> dict[str, Any]:
@@ -332,7 +355,9 @@ def run(bundle: Path, out: Path, jobs: int, clock: Callable[[], float] = time.mo
             log = served.pop("log")
             (out / "llama-server.log").write_text(log, encoding="utf-8")
             result["serve"] = served
-            result["judgements"] = judgements(facts, log)
+            speed = served.get("gateway") if isinstance(served.get("gateway"), dict) \
+                else served.get("http")
+            result["judgements"] = judgements(facts, log, speed or {})
             result["speed"] = {"llama_bench_tg128": llama_bench(home, model)}
             http = served.get("http") or {}
             bench = result["speed"]["llama_bench_tg128"]

@@ -35,6 +35,15 @@ def test_the_gate_passes_the_machines_own_toolkit(result: dict) -> None:
 
 def test_llama_server_links_cuda_and_offloads_every_layer(result: dict) -> None:
     assert result["build"]["ok"] and result["build"]["ldd_cuda"], result["build"]
+    on_gpu = [c for c in result["judgements"] if not c["name"].startswith("gateway.")]
+    assert all(c["status"] == "pass" for c in on_gpu), on_gpu
+
+
+def test_validates_gpu_checks_pass_with_the_gpu_class_floors(result: dict) -> None:
+    """The checks `gpuforge validate` makes on a GPU host, tokens/s and TTFT included."""
+    names = [c["name"] for c in result["judgements"]]
+    assert {"gpu.driver", "gpu.smi_visible", "gateway.tokens_per_s", "gateway.ttft_s"} <= set(
+        names), names
     assert all(c["status"] == "pass" for c in result["judgements"]), result["judgements"]
 
 

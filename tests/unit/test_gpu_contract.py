@@ -9,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from tests.gpu import contract
 from tests.gpu.conftest import nvidia_gpu_present
 
 REPO = Path(__file__).resolve().parents[2]
@@ -30,7 +31,10 @@ def test_self_check_runs_facts_gate_and_judgements_on_a_recorded_h100(tmp_path: 
     assert old["ok"] is False
     assert old["problems"][0]["message"].startswith("CUDA 11.8 cannot build for sm_90")
     assert data["gate"]["debian-13 toolkit 12.4"]["ok"] is True
-    assert [(c["name"], c["status"]) for c in data["judgements"]] == [("gpu.smi_visible", "pass")]
+    # validate's GPU checks, the same code `gpuforge validate` runs on a GPU host.
+    assert [(c["name"], c["status"]) for c in data["judgements"]] == [
+        ("gpu.visible", "pass"), ("gpu.driver", "pass"), ("gpu.smi_visible", "pass"),
+        (f"runtime.{contract.MODEL}.gpu", "pass")]
 
 
 def test_a_bundle_with_a_wrong_model_is_refused(tmp_path: Path) -> None:
@@ -61,6 +65,21 @@ def test_gpu_tests_are_deselected_where_no_gpu_answers() -> None:
     proc = subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q",
                            "--collect-only", str(REPO / "tests" / "gpu" / "test_contract_gpu.py")],
                           capture_output=True, text=True, check=False, cwd=REPO)
-    expected = "4 tests collected" if nvidia_gpu_present() else "4 deselected"
+    expected = "5 tests collected" if nvidia_gpu_present() else "5 deselected"
     assert expected in proc.stdout, proc.stdout[-1500:]
     assert "skipped" not in proc.stdout
+
+
+def test_the_contract_judges_speed_against_the_gpu_class_floors() -> None:
+    from tests.fixtures.gpu.trees import gather
+
+    log = (REPO / "tests/fixtures/validate/gpu/cuda-all-layers.log").read_text()
+    checks = {c["name"]: c for c in contract.judgements(
+        gather("hgx-h100-mig-open"), log, {"tokens_per_s": 150.0, "ttft_s": 0.05})}
+    assert (checks["gateway.tokens_per_s"]["status"], checks["gateway.tokens_per_s"]["threshold"]
+            ) == ("fail", ">= 200")  # seeds/validate_gpu_classes.yml: hopper
+    assert checks["gateway.ttft_s"]["status"] == "pass"
+    cpu = {c["name"]: c for c in contract.judgements(
+        gather("hgx-h100-mig-open"), (REPO / "tests/fixtures/validate/gpu/cpu-build.log")
+        .read_text())}
+    assert cpu[f"runtime.{contract.MODEL}.gpu"]["message"].startswith("serving on the CPU")
