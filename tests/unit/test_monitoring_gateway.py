@@ -56,10 +56,13 @@ def mtail_one_shot(tmp_path: Path, lines: list[str]) -> dict[str, float]:
 
 
 def request(status: int, model: str = "-", key: str = "-", content_type: str = "application/json",
-            header_s: str = "", upstream_s: str = "") -> dict[str, str]:
+            header_s: str = "", upstream_s: str = "", ttft_s: str = "",
+            tokens: tuple[str, str] = ("", "")) -> dict[str, str]:
     return {"status": str(status), "gf_model": model, "gf_key_name": key,
             "sent_http_content_type": content_type, "upstream_header_time": header_s,
-            "upstream_response_time": upstream_s, "request_time": "0.001"}
+            "upstream_response_time": upstream_s, "request_time": "0.001",
+            "time_iso8601": "2026-12-03T06:00:00+00:00", "gf_prompt_tokens": tokens[0],
+            "gf_completion_tokens": tokens[1], "gf_ttft": ttft_s}
 
 
 def test_log_format_is_json_and_names_no_key() -> None:
@@ -75,22 +78,29 @@ def test_log_format_is_json_and_names_no_key() -> None:
 def test_mtail_counts_requests_latency_and_ttft(tmp_path: Path) -> None:
     fmt = log_format()
     lines = [log_line(fmt, **r) for r in (
-        request(200, "smol", "key-0a1b2c3d", "text/event-stream", "0.120", "1.500"),
-        request(200, "smol", "key-0a1b2c3d", "application/json", "2.000", "2.000"),
+        # Streamed: headers at 0.02 s (before any token), first text at 0.120 s.
+        request(200, "smol", "key-0a1b2c3d", "text/event-stream", "0.020", "1.500", "0.120",
+                ("30", "12")),
+        request(200, "smol", "team-a", "application/json", "2.000", "2.000", "2.000", ("7", "5")),
         request(401),
         request(429, key="key-0a1b2c3d"),
         request(502, "smol", "key-0a1b2c3d", "text/html", "0.001", "0.001"),
     )]
     got = mtail_one_shot(tmp_path, lines)
     req = "gpuforge_gateway_requests_total"
-    assert got[f'{req}{{key="key-0a1b2c3d",model="smol",status="200"}}'] == 2
+    assert got[f'{req}{{key="key-0a1b2c3d",model="smol",status="200"}}'] == 1
+    assert got[f'{req}{{key="team-a",model="smol",status="200"}}'] == 1
     assert got[f'{req}{{key="-",model="-",status="401"}}'] == 1
     assert got[f'{req}{{key="key-0a1b2c3d",model="-",status="429"}}'] == 1
     assert got[f'{req}{{key="key-0a1b2c3d",model="smol",status="502"}}'] == 1
     # Upstream latency: the three answers from the runtime, not the 401 or the 429.
     assert got['gpuforge_gateway_upstream_seconds_count{model="smol"}'] == 3
     assert got['gpuforge_gateway_upstream_seconds_sum{model="smol"}'] == pytest.approx(3.501)
-    # TTFT: the streamed answer only, its upstream header time.
+    # TTFT: the streamed answer only, its first text (not its header time, 0.02 s).
     assert got['gpuforge_gateway_ttft_seconds_count{model="smol"}'] == 1
     assert got['gpuforge_gateway_ttft_seconds_bucket{model="smol",le="0.1"}'] == 0
     assert got['gpuforge_gateway_ttft_seconds_bucket{model="smol",le="0.25"}'] == 1
+    # Tokens per key from the responses' usage; the 401, 429 and 502 had none.
+    assert got['gpuforge_gateway_prompt_tokens_total{key="key-0a1b2c3d",model="smol"}'] == 30
+    assert got['gpuforge_gateway_completion_tokens_total{key="key-0a1b2c3d",model="smol"}'] == 12
+    assert got['gpuforge_gateway_completion_tokens_total{key="team-a",model="smol"}'] == 5
