@@ -296,8 +296,12 @@ def test_navigator_runs_the_project_with_the_image(
                              text=True, check=True)
     agent_pid = next(line.split("=")[1].split(";")[0] for line in started.stdout.splitlines()
                      if line.startswith("SSH_AGENT_PID="))
-    env = {**podman_env(), "SSH_AUTH_SOCK": str(agent), "ANSIBLE_NAVIGATOR_LOG_FILE":
-           str(tmp_path / "navigator.log")}
+    # As on a user's workstation: the test command's ANSIBLE_COLLECTIONS_PATH (a link to this
+    # checkout, a path that does not exist in the image) is not the user's; navigator hands
+    # ANSIBLE_* variables to the container, where it would hide the image's collection.
+    env = {k: v for k, v in podman_env().items() if k != "ANSIBLE_COLLECTIONS_PATH"}
+    env |= {"SSH_AUTH_SOCK": str(agent), "ANSIBLE_NAVIGATOR_LOG_FILE":
+            str(tmp_path / "navigator.log")}
     try:
         subprocess.run(["ssh-add", "-q", str(job.pdd / "env" / "ssh_key")], env=env,
                        check=True, capture_output=True)
