@@ -21,8 +21,8 @@ from typing import Any
 API_KEY_ENV = ("GPUFORGE_API_KEYS", "GPUFORGE_API_KEY")
 
 # Variables naming a file on the controller that holds secrets (one per line).
-KEY_FILE_VARS = ("gateway_api_key_file", "monitoring_agent_metrics_token_file",
-                 "prometheus_metrics_token_file")
+KEY_FILE_VARS = ("gateway_api_key_file", "gateway_fleet_key_file",
+                 "monitoring_agent_metrics_token_file", "prometheus_metrics_token_file")
 
 
 def key_file_path(value: Any) -> Path | None:

@@ -186,3 +186,23 @@ def test_keys_in_key_files_are_scrubbed_from_what_a_run_shows(tmp_path: Path) ->
     keys = key_file_secrets(resolve([inventory]))
     assert keys == ["first-key-0123456789abcdef", "second-key-0123456789abcdef"]
     assert "first-key" not in scrub("Bearer first-key-0123456789abcdef failed", keys)
+
+
+def test_the_fleet_credential_file_is_checked_and_scrubbed_like_a_key_file(tmp_path: Path) -> None:
+    """gateway_fleet_key_file (front gateway -> host gateways) is a key like any other:
+    private to its owner, and never shown in what a run prints."""
+    from toolkit.check import key_file_problems, key_file_secrets
+    from toolkit.summary import scrub
+
+    path = tmp_path / "fleet-key"
+    path.write_text("gf-fleet-0123456789abcdef0123\n")
+    path.chmod(0o640)
+    inventory = tmp_path / "hosts.yml"
+    inventory.write_text(yaml.safe_dump({"all": {
+        "hosts": {"front": {}}, "vars": {"gateway_fleet_key_file": str(path)}}}))
+    (loose,) = key_file_problems("front", resolve([inventory]).hosts["front"])
+    assert loose.variable == "gateway_fleet_key_file" and "chmod 600" in loose.message
+    path.chmod(0o600)
+    keys = key_file_secrets(resolve([inventory]))
+    assert keys == ["gf-fleet-0123456789abcdef0123"]
+    assert "gf-fleet-0123" not in scrub("sent Bearer gf-fleet-0123456789abcdef0123", keys)
