@@ -5,6 +5,7 @@ the gateway role (variable gateway_key_store) and written by `gpuforge keys`:
 
     {"version": 1, "keys": [{"name": "team-a", "sha256": "<64 hex>", "models": ["m"],
                              "tokens_per_day": 100000, "expires": "2027-01-01T00:00:00Z",
+                             "requests_per_minute": 60, "max_concurrent": 4,
                              "created": "<ISO time>"}]}
 
 A key is generated here, shown once to whoever runs `gpuforge keys add|rotate`, and never
@@ -34,6 +35,10 @@ MODEL = re.compile(r"^[A-Za-z0-9._:/@+-]{1,128}$")
 KEY_PREFIX = "gf-"
 EXPIRES = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z$")
 _SPAN = re.compile(r"^(\d+)([hdw])$")
+# A key's own limits (0: the gateway's shared per-key limits). nginx takes any positive rate;
+# these ceilings only catch a typo that would make a limit meaningless.
+MAX_REQUESTS_PER_MINUTE = 600000
+MAX_CONCURRENT = 65535
 
 
 @dataclass
@@ -43,6 +48,8 @@ class NamedKey:
     models: list[str] = field(default_factory=list)
     tokens_per_day: int = 0  # 0: no quota
     expires: str = ""  # ISO 8601 UTC (...Z); "": never
+    requests_per_minute: int = 0  # 0: the gateway's per-key rate (gateway_rate_limit_rps)
+    max_concurrent: int = 0  # 0: the gateway's per-key limit (gateway_conn_limit_key)
     created: str = ""
 
 
@@ -78,8 +85,18 @@ def check_entry(entry: Any, where: str) -> NamedKey:
     if not isinstance(expires, str) or (expires and not EXPIRES.match(expires)):
         raise InvalidInput(f"{where} ({name}): expires must be a UTC time like "
                            "2027-01-01T00:00:00Z (or empty: never)")
+    limits = {field: _whole(entry.get(field, 0), ceiling, f"{where} ({name}): {field}")
+              for field, ceiling in (("requests_per_minute", MAX_REQUESTS_PER_MINUTE),
+                                     ("max_concurrent", MAX_CONCURRENT))}
     return NamedKey(name=name, sha256=sha, models=list(models), tokens_per_day=quota,
-                    expires=expires, created=str(entry.get("created", "")))
+                    expires=expires, created=str(entry.get("created", "")), **limits)
+
+
+def _whole(value: Any, ceiling: int, what: str) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= ceiling:
+        raise InvalidInput(f"{what} must be a whole number from 0 (the gateway's shared limit) "
+                           f"to {ceiling}; got {value!r}")
+    return value
 
 
 def parse_expiry(text: str | None, now: datetime | None = None) -> str:
@@ -149,7 +166,7 @@ def _find(keys: list[NamedKey], name: str, path: Path) -> NamedKey:
 
 
 def add(path: Path, name: str, models: list[str], tokens_per_day: int = 0,
-        expires: str = "") -> str:
+        expires: str = "", requests_per_minute: int = 0, max_concurrent: int = 0) -> str:
     """Add a named key; returns the key (the only time it exists outside its user's hands)."""
     keys = load(path)
     if any(k.name == name for k in keys):
@@ -157,7 +174,9 @@ def add(path: Path, name: str, models: list[str], tokens_per_day: int = 0,
                            hint=f"`gpuforge keys rotate {name}` replaces it")
     key = new_key()
     entry = check_entry({"name": name, "sha256": digest(key), "models": models,
-                         "tokens_per_day": tokens_per_day, "expires": expires}, "new key")
+                         "tokens_per_day": tokens_per_day, "expires": expires,
+                         "requests_per_minute": requests_per_minute,
+                         "max_concurrent": max_concurrent}, "new key")
     entry.created = datetime.now(UTC).isoformat(timespec="seconds")
     save(path, [*keys, entry])
     return key
@@ -170,7 +189,8 @@ def revoke(path: Path, name: str) -> None:
 
 
 def rotate(path: Path, name: str) -> str:
-    """A new key for an existing name, same models and quota; the old key stops working."""
+    """A new key for an existing name, same models, quota, expiry and limits; the old key
+    stops working."""
     keys = load(path)
     entry = _find(keys, name, path)
     key = new_key()
@@ -188,4 +208,5 @@ def to_dicts(keys: list[NamedKey]) -> list[dict[str, Any]]:
     """What `gpuforge keys list` shows: no hash beyond the 8-digit id the log would use."""
     return [{"name": k.name, "id": k.sha256[:8], "models": k.models or ["*"],
              "tokens_per_day": k.tokens_per_day or None, "expires": k.expires or None,
-             "created": k.created} for k in keys]
+             "requests_per_minute": k.requests_per_minute or None,
+             "max_concurrent": k.max_concurrent or None, "created": k.created} for k in keys]

@@ -341,9 +341,12 @@ def test_named_keys_scopes_quotas_and_names_in_usage(served: Sandbox) -> None:
     scoped = _add_key(served, "team-smol", "--models", MODEL)
     elsewhere = _add_key(served, "team-other", "--models", "another-model")
     quota = _add_key(served, "team-quota", "--tokens-per-day", "1")
+    slow = _add_key(served, "team-slow", "--requests-per-minute", "3")
+    single = _add_key(served, "team-single", "--max-concurrent", "1")
     store = Path(served.env["GPUFORGE_STATE_DIR"]) / "api-keys.json"
     assert oct(store.stat().st_mode & 0o777) == "0o600"
-    assert not any(k in store.read_text(encoding="utf-8") for k in (scoped, elsewhere, quota))
+    assert not any(k in store.read_text(encoding="utf-8")
+                   for k in (scoped, elsewhere, quota, slow, single))
     proc = served.gpuforge("apply", "-i", served.inventory, "--profile", "cpu-llm",
                            "--tags", "gateway_configure", "--yes", timeout=1200)
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -379,6 +382,24 @@ def test_named_keys_scopes_quotas_and_names_in_usage(served: Sandbox) -> None:
     tomorrow = time.strftime("%Y-%m-%dT00:00:00Z", time.gmtime(time.time() + 86400))
     assert status == 429 and body["error"]["type"] == "quota_exceeded", body
     assert body["error"]["resets_at"] == tomorrow and tomorrow in body["error"]["message"]
+    # A key's own rate: a minute's worth (3) at once, then 429, while other keys still pass.
+    codes = [request(_url(served), "/models", slow)[0] for _ in range(5)]
+    status, body = request(_url(served), "/models", slow)
+    print(f"key with 3 requests/minute, 6 requests at once: {[*codes, status]}")
+    assert codes == [200, 200, 200, 429, 429], codes
+    assert status == 429 and body["error"]["type"] == "rate_limit_exceeded", body
+    assert request(_url(served), "/models", scoped)[0] == 200
+    # A key's own concurrency limit: with one request in progress, the next is refused; other
+    # keys pass; once it ends the key passes again.
+    port = int(served.state["hosts"][0]["ports"]["443"])
+    held = _hold(port, single, 1)
+    try:
+        assert _status_until(served, single, 429) == 429
+        assert request(_url(served), "/models", scoped)[0] == 200
+    finally:
+        for sock in held:
+            sock.close()
+    assert _status_until(served, single, 200) == 200
 
 
 def test_gateway_tls_is_mozilla_intermediate(served: Sandbox) -> None:

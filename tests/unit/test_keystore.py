@@ -51,6 +51,11 @@ def test_refusals_name_the_problem(tmp_path: Path) -> None:
         add(store, "x", ["bad'model"])
     with pytest.raises(InvalidInput, match="tokens_per_day must be"):
         add(store, "x", [], tokens_per_day=-1)
+    with pytest.raises(InvalidInput, match=r"\(x\): requests_per_minute must be a whole number "
+                       r"from 0 \(the gateway's shared limit\) to 600000; got -5"):
+        add(store, "x", [], requests_per_minute=-5)
+    with pytest.raises(InvalidInput, match=r"max_concurrent must be .* to 65535; got 70000"):
+        add(store, "x", [], max_concurrent=70000)
     with pytest.raises(InvalidInput, match="no key named 'nobody'"):
         revoke(store, "nobody")
     store.write_text(json.dumps({"keys": [{"name": "x", "sha256": "0" * 64}] * 2}))
@@ -71,7 +76,8 @@ def test_cli_prints_the_key_once_and_lists_names_without_hashes(
     assert main(["keys", "list", "--store", store, "--json"]) == 0
     listed = json.loads(capsys.readouterr().out)
     assert listed == [{"name": "team-a", "id": sha(key)[:8], "models": ["smol"],
-                       "tokens_per_day": 50, "expires": None, "created": listed[0]["created"]}]
+                       "tokens_per_day": 50, "expires": None, "requests_per_minute": None,
+                       "max_concurrent": None, "created": listed[0]["created"]}]
     doc = (Path(__file__).resolve().parents[2] / "docs" / "json-contract.md").read_text(
         encoding="utf-8").split("## `gpuforge keys list --json`", 1)[1]
     block = re.search(r"```json\n(.*?)```", doc, re.S)
@@ -105,4 +111,25 @@ def test_expiry_is_a_span_or_a_utc_time_never_in_the_past(tmp_path: Path) -> Non
     store.write_text(json.dumps({"keys": [{"name": "x", "sha256": "0" * 64,
                                            "expires": "tomorrow"}]}))
     with pytest.raises(InvalidInput, match="expires must be a UTC time"):
+        load(store)
+
+
+def test_own_limits_are_kept_through_rotation_and_listed(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    store = tmp_path / "api-keys.json"
+    assert main(["keys", "add", "slow", "--requests-per-minute", "3", "--max-concurrent", "1",
+                 "--store", str(store), "--json"]) == 0
+    capsys.readouterr()
+    rotate(store, "slow")
+    (entry,) = load(store)
+    assert (entry.requests_per_minute, entry.max_concurrent) == (3, 1)
+    assert main(["keys", "list", "--store", str(store)]) == 0
+    table = capsys.readouterr().err
+    assert "requests/min" in table and "concurrent" in table and " 3 " in table
+    # A store written before these fields existed reads as "the shared limits".
+    store.write_text(json.dumps({"keys": [{"name": "old", "sha256": "0" * 64}]}))
+    assert to_dicts(load(store))[0]["requests_per_minute"] is None
+    store.write_text(json.dumps({"keys": [{"name": "old", "sha256": "0" * 64,
+                                           "max_concurrent": "4"}]}))
+    with pytest.raises(InvalidInput, match=r"entry 0 \(old\): max_concurrent must be"):
         load(store)

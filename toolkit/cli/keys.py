@@ -44,7 +44,7 @@ def _print_new(name: str, key: str, as_json: bool) -> None:
 
 @app.command("list")
 def list_keys(store: StoreOpt = None, as_json: JsonOpt = False) -> None:
-    """List the named keys: name, id (log id), models, daily token quota, expiry."""
+    """List the named keys: name, id (log id), models, daily token quota, expiry, own limits."""
     from toolkit.cli.common import host_table
     from toolkit.console import emit_json
     from toolkit.keystore import load, to_dicts
@@ -55,8 +55,10 @@ def list_keys(store: StoreOpt = None, as_json: JsonOpt = False) -> None:
         return
     host_table(f"keys in {_store(store)}", [
         [r["name"], r["id"], ", ".join(r["models"]), str(r["tokens_per_day"] or "-"),
-         r["expires"] or "never", r["created"]] for r in rows],
-        ["name", "id", "models", "tokens/day", "expires", "created"])
+         r["expires"] or "never", str(r["requests_per_minute"] or "shared"),
+         str(r["max_concurrent"] or "shared"), r["created"]] for r in rows],
+        ["name", "id", "models", "tokens/day", "expires", "requests/min", "concurrent",
+         "created"])
 
 
 @app.command("add")
@@ -69,18 +71,26 @@ def add_key(
     expires: Annotated[str | None, typer.Option(
         "--expires", help="When the key stops working: a span (12h, 30d, 2w) or an ISO date "
                           "or time (UTC without an offset). Default: never.")] = None,
+    requests_per_minute: Annotated[int, typer.Option(
+        "--requests-per-minute", min=0,
+        help="The key's own request rate (it may send a minute's worth at once); 0: the "
+             "gateway's shared per-key rate.")] = 0,
+    max_concurrent: Annotated[int, typer.Option(
+        "--max-concurrent", min=0,
+        help="The key's own limit on requests in progress at once; 0: the gateway's shared "
+             "per-key limit.")] = 0,
     store: StoreOpt = None, as_json: JsonOpt = False,
 ) -> None:
     """Create a named key; print it once (stdout)."""
     from toolkit.keystore import add, parse_expiry, parse_models
 
     _print_new(name, add(_store(store), name, parse_models(models), tokens_per_day,
-                         parse_expiry(expires)), as_json)
+                         parse_expiry(expires), requests_per_minute, max_concurrent), as_json)
 
 
 @app.command("rotate")
 def rotate_key(name: NameArg, store: StoreOpt = None, as_json: JsonOpt = False) -> None:
-    """Replace a key (same name, models, quota, expiry); print the new one once."""
+    """Replace a key (same name, models, quota, expiry, limits); print the new one once."""
     from toolkit.keystore import rotate
 
     _print_new(name, rotate(_store(store), name), as_json)
