@@ -49,6 +49,12 @@ def fleet(make_sandbox: Callable[..., Sandbox], tmp_path_factory: pytest.TempPat
         "vars": {"gateway_fleet_key_file": str(fleet_key),
                  "front_gateway_health_interval": 2}}}), encoding="utf-8")
     inv = ["-i", box.inventory, "-i", str(overlay)]
+    # Named keys in the controller key store, before the applies take it to every gateway.
+    named = {}
+    for name, models in (("fleet-team", MODEL), ("fleet-other", "another-model")):
+        proc = box.gpuforge("keys", "add", name, "--models", models, "--json")
+        assert proc.returncode == 0, proc.stderr
+        named[name] = json.loads(proc.stdout)["key"]
     for args in (("--profile", "cpu-llm", "--limit", f"{one},{two}"),
                  ("--profile", "front-gateway")):
         proc = box.gpuforge("apply", *inv, *args, "--yes", timeout=3600)
@@ -59,7 +65,7 @@ def fleet(make_sandbox: Callable[..., Sandbox], tmp_path_factory: pytest.TempPat
     pin = Path(box.env["GPUFORGE_STATE_DIR"]) / "gateway-certs" / f"{front}.pem"
     return {"box": box, "one": one, "two": two, "front": front, "inv": inv,
             "url": f"https://127.0.0.1:{port}/v1", "pin": pin,
-            "key": Path(key_file).read_text(encoding="utf-8").split()[0]}
+            "key": Path(key_file).read_text(encoding="utf-8").split()[0], "named": named}
 
 
 def _client(fleet: dict[str, Any], key: str | None = None) -> openai.OpenAI:
@@ -113,6 +119,39 @@ def test_models_and_answers_through_the_front(fleet: dict[str, Any]) -> None:
     with pytest.raises(openai.NotFoundError):
         client.chat.completions.create(model="no-such-model", max_tokens=1,
                                        messages=[{"role": "user", "content": "hi"}])
+
+
+def test_named_keys_through_the_front_keep_their_scope_and_usage(fleet: dict[str, Any]) -> None:
+    """Issue 14: a key from `gpuforge keys` works through the front; one limited to another
+    model gets 403 and an empty model list there; the host gateways log the key's name (the
+    front forwards its hash with the fleet credential), so `gpuforge usage` counts exactly the
+    requests and tokens the client sent through the front."""
+    team, other = fleet["named"]["fleet-team"], fleet["named"]["fleet-other"]
+    assert [m.id for m in _client(fleet, team).models.list()] == [MODEL]
+    assert list(_client(fleet, other).models.list()) == []
+    with pytest.raises(openai.PermissionDeniedError, match="model_not_allowed"):
+        _client(fleet, other).chat.completions.create(
+            model=MODEL, max_tokens=1, messages=[{"role": "user", "content": "hi"}])
+    start = int(time.time()) + 1  # the log has whole seconds
+    time.sleep(start - time.time() + 0.05)
+    seen = {"requests": 0, "prompt_tokens": 0, "completion_tokens": 0}
+    for i in range(4):
+        answer = _client(fleet, team).chat.completions.create(
+            model=MODEL, max_tokens=6, messages=[{"role": "user", "content": f"Count to {i + 2}."}])
+        assert answer.choices[0].message.content and answer.usage
+        seen["requests"] += 1
+        seen["prompt_tokens"] += answer.usage.prompt_tokens
+        seen["completion_tokens"] += answer.usage.completion_tokens
+    since = time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime(start))
+    proc = fleet["box"].gpuforge("usage", *fleet["inv"], "--since", since, "--json", timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    groups = {g["key"]: g for g in json.loads(proc.stdout)["groups"]}
+    print(f"named key through the front: client sent {seen}; gpuforge usage: {groups}")
+    assert {k: groups["fleet-team"][k] for k in seen} == seen, groups
+    assert "fleet-other" not in groups  # refused at the front: never reached a host
+    for host in (fleet["one"], fleet["two"]):
+        log = fleet["box"].exec(host, "cat", "/var/log/nginx/gpuforge-metrics.log").stdout
+        assert team not in log and other not in log
 
 
 def test_failover_while_one_runtime_stops(fleet: dict[str, Any]) -> None:

@@ -75,3 +75,74 @@ def test_expiry_by_hash_only_for_keys_that_expire() -> None:
                           "expires": "2027-01-01T00:00:00Z"}]
     assert entries(render("key-expiry.map.j2", __gateway_named_keys=store)) == {
         sha("gf-temp-0123456789ab"): "2027-01-01T00:00:00Z"}
+
+
+LIMITED = [*STORE[:2],
+           {"name": "slow", "sha256": sha("gf-slow-0123456789abc"), "models": [],
+            "requests_per_minute": 3, "max_concurrent": 0},
+           {"name": "slow-too", "sha256": sha("gf-slow-too-0123456789"), "models": [],
+            "requests_per_minute": 3, "max_concurrent": 2},
+           {"name": "single", "sha256": sha("gf-single-0123456789a"), "models": [],
+            "max_concurrent": 1}]
+
+
+def _map_block(text: str, variable: str) -> dict[str, str]:
+    block = re.search(r"^map \$gf_key_hash \$" + variable + r" \{\n(.*?)^\}", text, re.M | re.S)
+    assert block, f"no map of ${variable} in:\n{text}"
+    return dict(re.findall(r"^\s+(\S+) (.+);$", block.group(1), re.M))
+
+
+def test_own_rates_and_concurrency_get_one_zone_per_limit_counting_only_their_keys() -> None:
+    http = render("key-limits.conf.j2", __gateway_named_keys=LIMITED)
+    server = render("key-limits-server.conf.j2", __gateway_named_keys=LIMITED)
+    slow, slow_too, single = (k["sha256"] for k in LIMITED[2:])
+    # Keys with their own limit leave the shared zones; the others stay in them (default 0).
+    assert _map_block(http, "gf_own_rate") == {"default": "0", slow: "1", slow_too: "1"}
+    assert _map_block(http, "gf_own_conn") == {"default": "0", slow_too: "1", single: "1"}
+    # Two keys with the same rate share a zone, each counted by its own hash.
+    assert _map_block(http, "gf_rate_3") == {"default": '""', slow: "$gf_key_hash",
+                                             slow_too: "$gf_key_hash"}
+    assert _map_block(http, "gf_conn_1") == {"default": '""', single: "$gf_key_hash"}
+    assert _map_block(http, "gf_conn_2") == {"default": '""', slow_too: "$gf_key_hash"}
+    assert re.findall(r"^limit_req_zone \$(\S+) zone=(\S+) rate=(\S+);$", http, re.M) == [
+        ("gf_rate_3", "gf_key_rpm_3:1m", "3r/m")]
+    assert re.findall(r"^limit_conn_zone \$(\S+) zone=(\S+);$", http, re.M) == [
+        ("gf_conn_1", "gf_key_conn_1:1m"), ("gf_conn_2", "gf_key_conn_2:1m")]
+    # A minute's worth at once (burst = rate - 1, nodelay), then the rate.
+    assert re.findall(r"^limit_\w+ .*;$", server, re.M) == [
+        "limit_req zone=gf_key_rpm_3 burst=2 nodelay;", "limit_conn gf_key_conn_1 1;",
+        "limit_conn gf_key_conn_2 2;"]
+    assert not any(k in http + server for k in ("gf-slow-0123456789abc", "gf-single-0123456789a"))
+
+
+def test_without_own_limits_every_key_stays_in_the_shared_zones() -> None:
+    http = render("key-limits.conf.j2", __gateway_named_keys=STORE)
+    assert _map_block(http, "gf_own_rate") == {"default": "0"}
+    assert _map_block(http, "gf_own_conn") == {"default": "0"}
+    assert "limit_req_zone" not in http and "limit_conn_zone" not in http
+    assert not re.search(r"^limit_", render("key-limits-server.conf.j2",
+                                             __gateway_named_keys=STORE), re.M)
+    conf = (TEMPLATES / "gateway.conf.j2").read_text(encoding="utf-8")
+    # The shared zones count a key only when it has no limit of its own.
+    assert 'map "$gf_key_ok:$gf_own_rate" $gf_valid_key {\n    "1:0" $gf_key_hash;' in conf
+    assert 'map "$gf_key_ok:$gf_own_conn" $gf_shared_conn_key {\n    "1:0" $gf_key_hash;' in conf
+
+
+def test_the_front_accepts_named_keys_by_hash_and_forwards_only_theirs() -> None:
+    """The front gateway's njs module: unnamed and named keys are accepted by sha256; the named
+    keys' scopes are kept by hash (forward() sends that hash to the host gateways)."""
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES.parents[1] / "front_gateway"
+                                                            / "templates"),
+                             trim_blocks=True, undefined=jinja2.StrictUndefined)
+    env.filters["hash"] = lambda text, _alg: sha(text)
+    env.filters["to_json"] = json.dumps
+    env.filters["items2dict"] = lambda items, key_name, value_name: {
+        i[key_name]: i[value_name] for i in items}
+    text = env.get_template("front.js.j2").render(
+        ansible_managed="managed", __front_gateway_keys=UNNAMED,
+        __front_gateway_named_keys=STORE, __front_gateway_pools=[{"id": 1, "model": "smol"}])
+    keys = json.loads(re.search(r"^var KEYS = (.*);$", text, re.M).group(1))  # type: ignore[union-attr]
+    named = json.loads(re.search(r"^var NAMED = (.*);$", text, re.M).group(1))  # type: ignore[union-attr]
+    assert sorted(keys) == sorted({*map(sha, UNNAMED), *(k["sha256"] for k in STORE)})
+    assert named == {k["sha256"]: k.get("models", []) for k in STORE}
+    assert not any(k in text for k in UNNAMED)
