@@ -10,8 +10,11 @@ from pathlib import Path
 from typing import Any
 
 from toolkit.compat_gate import host_compat_problems
+from toolkit.errors import InvalidInput
 from toolkit.inventory import ResolvedInventory, SourcedValue, resolve
 from toolkit.keys import KEY_FILE_VARS, key_file_path, read_key_file
+from toolkit.keystore import default_store
+from toolkit.keystore import load as load_key_store
 from toolkit.names import host_problem, name_problem, ollama_problem, relative_path_problem
 from toolkit.paths import cache_dir, content_root
 from toolkit.placement import cached_facts, placement_problems
@@ -48,7 +51,40 @@ def check_inventory(inventories: list[Path], profile: Profile | None,
         problems.extend(key_file_problems(host, hostvars))
         problems.extend(input_problems(host, hostvars))
     problems.extend(placement_problems(resolved))
+    problems.extend(key_store_problems(resolved, roles))
     return resolved, problems
+
+
+# The roles that read the controller key store, and the variable naming it for each.
+KEY_STORE_VARS = {"gateway": "gateway_key_store", "front_gateway": "front_gateway_key_store"}
+
+
+def key_store_problems(resolved: ResolvedInventory, roles: tuple[str, ...]) -> list[Problem]:
+    """The key store the gateways will read must be private and well formed: refused here,
+    once per file, before any host is touched (the roles check it again)."""
+    problems: list[Problem] = []
+    seen: set[Path] = set()
+    for host, hostvars in sorted(resolved.hosts.items()):
+        for role, name in KEY_STORE_VARS.items():
+            if roles and role not in roles:
+                continue
+            sourced = hostvars.get(name)
+            if sourced is not None and (is_templated(sourced.value) or sourced.value == ""):
+                continue
+            path = Path(os.path.expanduser(str(sourced.value))) if sourced else default_store()
+            if path in seen or not path.exists():
+                continue
+            seen.add(path)
+            source = sourced.source if sourced else "the state dir's default"
+            if (mode := path.stat().st_mode & 0o777) & 0o077:
+                problems.append(Problem(host, name, f"key store {path} is readable by other "
+                                        f"users (mode {mode:o}); chmod 600 it", source))
+                continue
+            try:
+                load_key_store(path)
+            except InvalidInput as exc:
+                problems.append(Problem(host, name, str(exc), source))
+    return problems
 
 
 def _vaulted(value: Any) -> list[Any]:

@@ -206,3 +206,34 @@ def test_the_fleet_credential_file_is_checked_and_scrubbed_like_a_key_file(tmp_p
     keys = key_file_secrets(resolve([inventory]))
     assert keys == ["gf-fleet-0123456789abcdef0123"]
     assert "gf-fleet-0123" not in scrub("sent Bearer gf-fleet-0123456789abcdef0123", keys)
+
+
+def test_a_broken_or_readable_key_store_is_refused_before_any_host(tmp_path: Path) -> None:
+    """`gpuforge check --profile cpu-llm` reads the key store the gateway role will read: a
+    malformed entry or a group-readable file is a problem naming the variable and file, exit 3."""
+    inventory = tmp_path / "hosts.yml"
+    inventory.write_text(yaml.safe_dump({"all": {"hosts": {"node1": {
+        "ansible_host": "192.0.2.10"}}}}), encoding="utf-8")
+    store = tmp_path / "api-keys.json"
+
+    def check() -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "toolkit.cli.app", "check", "-i", str(inventory),
+             "--profile", "cpu-llm"], capture_output=True, text=True, check=False, cwd=ROOT,
+            env={"NO_COLOR": "1", "PATH": "/usr/bin:/bin", "COLUMNS": "300",
+                 "GPUFORGE_STATE_DIR": str(tmp_path), "GPUFORGE_API_KEY": "gf-" + "k" * 30})
+
+    store.write_text('{"keys": [{"name": "team", "sha256": "' + "0" * 64
+                     + '", "max_concurrent": "4"}]}', encoding="utf-8")
+    store.chmod(0o600)
+    proc = check()
+    assert proc.returncode == 3, proc.stderr
+    assert f"node1: gateway_key_store: key store {store}: entry 0 (team): max_concurrent must " \
+           "be a whole number" in proc.stderr, proc.stderr
+    store.chmod(0o640)
+    proc = check()
+    assert proc.returncode == 3 and f"key store {store} is readable by other users (mode 640)" \
+        in proc.stderr, proc.stderr
+    store.write_text('{"keys": []}', encoding="utf-8")
+    store.chmod(0o600)
+    assert "key store" not in check().stderr
