@@ -51,8 +51,10 @@ def fleet(make_sandbox: Callable[..., Sandbox], tmp_path_factory: pytest.TempPat
     inv = ["-i", box.inventory, "-i", str(overlay)]
     # Named keys in the controller key store, before the applies take it to every gateway.
     named = {}
-    for name, models in (("fleet-team", MODEL), ("fleet-other", "another-model")):
-        proc = box.gpuforge("keys", "add", name, "--models", models, "--json")
+    for name, args in (("fleet-team", ("--models", MODEL)),
+                       ("fleet-other", ("--models", "another-model")),
+                       ("fleet-slow", ("--requests-per-minute", "2"))):
+        proc = box.gpuforge("keys", "add", name, *args, "--json")
         assert proc.returncode == 0, proc.stderr
         named[name] = json.loads(proc.stdout)["key"]
     for args in (("--profile", "cpu-llm", "--limit", f"{one},{two}"),
@@ -152,6 +154,14 @@ def test_named_keys_through_the_front_keep_their_scope_and_usage(fleet: dict[str
     for host in (fleet["one"], fleet["two"]):
         log = fleet["box"].exec(host, "cat", "/var/log/nginx/gpuforge-metrics.log").stdout
         assert team not in log and other not in log
+    # A key's own rate holds at the front, across the whole pool: 2 a minute, then 429.
+    slow = _client(fleet, fleet["named"]["fleet-slow"])
+    assert [m.id for m in slow.models.list()] == [MODEL]
+    assert slow.chat.completions.create(
+        model=MODEL, max_tokens=2, messages=[{"role": "user", "content": "hi"}]).choices
+    with pytest.raises(openai.RateLimitError):
+        slow.chat.completions.create(
+            model=MODEL, max_tokens=2, messages=[{"role": "user", "content": "hi"}])
 
 
 def test_failover_while_one_runtime_stops(fleet: dict[str, Any]) -> None:

@@ -18,10 +18,13 @@ def sha(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()
 
 
+COMMON = TEMPLATES.parents[1] / "common" / "templates"
+
+
 def render(name: str, **values: object) -> str:
     # The role's templates as Ansible renders them (trim_blocks), with its two filters.
-    env = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES), trim_blocks=True,
-                             undefined=jinja2.StrictUndefined)
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader([TEMPLATES, COMMON]),
+                             trim_blocks=True, undefined=jinja2.StrictUndefined)
     env.filters["hash"] = lambda text, _alg: sha(text)
     env.filters["to_json"] = json.dumps
     return env.get_template(name).render(ansible_managed="managed", gateway_fleet_key_file="",
@@ -86,15 +89,23 @@ LIMITED = [*STORE[:2],
             "max_concurrent": 1}]
 
 
-def _map_block(text: str, variable: str) -> dict[str, str]:
-    block = re.search(r"^map \$gf_key_hash \$" + variable + r" \{\n(.*?)^\}", text, re.M | re.S)
+def _map_block(text: str, variable: str, hash_var: str = "gf_key_hash") -> dict[str, str]:
+    block = re.search(rf"^map \${hash_var} \$" + variable + r" \{\n(.*?)^\}", text, re.M | re.S)
     assert block, f"no map of ${variable} in:\n{text}"
     return dict(re.findall(r"^\s+(\S+) (.+);$", block.group(1), re.M))
 
 
+def limits(name: str, keys: list[dict[str, object]], prefix: str = "gf",
+           hash_var: str = "gf_key_hash", chars: int = 64) -> str:
+    """common's key-limits templates as the host gateway (or, with gff, the front) renders them."""
+    return render(name, common_named_keys=keys, common_key_limits_prefix=prefix,
+                  common_key_limits_hash=hash_var, common_key_limits_site="gateway",
+                  common_key_limits_hash_chars=chars)
+
+
 def test_own_rates_and_concurrency_get_one_zone_per_limit_counting_only_their_keys() -> None:
-    http = render("key-limits.conf.j2", __gateway_named_keys=LIMITED)
-    server = render("key-limits-server.conf.j2", __gateway_named_keys=LIMITED)
+    http = limits("key-limits.conf.j2", LIMITED)
+    server = limits("key-limits-server.conf.j2", LIMITED)
     slow, slow_too, single = (k["sha256"] for k in LIMITED[2:])
     # Keys with their own limit leave the shared zones; the others stay in them (default 0).
     assert _map_block(http, "gf_own_rate") == {"default": "0", slow: "1", slow_too: "1"}
@@ -116,12 +127,11 @@ def test_own_rates_and_concurrency_get_one_zone_per_limit_counting_only_their_ke
 
 
 def test_without_own_limits_every_key_stays_in_the_shared_zones() -> None:
-    http = render("key-limits.conf.j2", __gateway_named_keys=STORE)
+    http = limits("key-limits.conf.j2", STORE)
     assert _map_block(http, "gf_own_rate") == {"default": "0"}
     assert _map_block(http, "gf_own_conn") == {"default": "0"}
     assert "limit_req_zone" not in http and "limit_conn_zone" not in http
-    assert not re.search(r"^limit_", render("key-limits-server.conf.j2",
-                                             __gateway_named_keys=STORE), re.M)
+    assert not re.search(r"^limit_", limits("key-limits-server.conf.j2", STORE), re.M)
     conf = (TEMPLATES / "gateway.conf.j2").read_text(encoding="utf-8")
     # The shared zones count a key only when it has no limit of its own.
     assert 'map "$gf_key_ok:$gf_own_rate" $gf_valid_key {\n    "1:0" $gf_key_hash;' in conf
@@ -146,3 +156,22 @@ def test_the_front_accepts_named_keys_by_hash_and_forwards_only_theirs() -> None
     assert sorted(keys) == sorted({*map(sha, UNNAMED), *(k["sha256"] for k in STORE)})
     assert named == {k["sha256"]: k.get("models", []) for k in STORE}
     assert not any(k in text for k in UNNAMED)
+
+
+
+def test_the_front_counts_own_limits_fleet_wide_with_its_own_names() -> None:
+    """The same templates for the front gateway: its variables and zones (gff_), keyed by the
+    front's $gff_key, so a key's own limit holds across every host behind the front."""
+    http = limits("key-limits.conf.j2", LIMITED, prefix="gff", hash_var="gff_key_id", chars=32)
+    server = limits("key-limits-server.conf.j2", LIMITED, prefix="gff", hash_var="gff_key_id",
+                    chars=32)
+    slow = str(LIMITED[2]["sha256"])
+    # Keyed by the first 32 hex digits (the front keeps nginx's default map bucket).
+    assert _map_block(http, "gff_rate_3", "gff_key_id") == {
+        "default": '""', slow[:32]: "$gff_key_id", str(LIMITED[3]["sha256"])[:32]: "$gff_key_id"}
+    assert "gf_key_hash" not in http and not re.search(r"\bgf_", http + server)
+    assert "limit_req zone=gff_key_rpm_3 burst=2 nodelay;" in server
+    conf = (TEMPLATES.parents[1] / "front_gateway" / "templates" / "front.conf.j2").read_text(
+        encoding="utf-8")
+    assert "include {{ front_gateway_config_dir }}/key-limits.conf;" in conf
+    assert "include {{ front_gateway_config_dir }}/key-limits-server.conf;" in conf
