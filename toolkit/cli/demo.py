@@ -38,9 +38,10 @@ def demo(
 ) -> None:
     """Start a sandbox host, apply cpu-llm, print the endpoint, a chat completion, the key file."""
     from toolkit.cli.apply import render_outcome
+    from toolkit.cli.endpoints import pinned_certificate
     from toolkit.console import emit_json, err
     from toolkit.errors import ExitCode, GpuforgeError
-    from toolkit.models.client import answer_text, chat, served_models
+    from toolkit.models.client import CertificateRefused, answer_text, chat, served_models
     from toolkit.profiles import get_profile
     from toolkit.recorded_run import run_profile
     from toolkit.sandbox.hosts import ensure_api_key, up
@@ -68,12 +69,24 @@ def demo(
 
     host = state["hosts"][0]
     url = f"https://127.0.0.1:{host['ports']['443']}/v1"
-    models = served_models(url, key)
+    # The gateway's generated certificate, fetched by the apply over the SSH connection whose
+    # host key gpuforge checked: the demo's requests (and the curl line) trust exactly it.
+    pin = pinned_certificate(host["name"])
+    if not pin.is_file():
+        raise GpuforgeError(f"the gateway's certificate was not pinned at {pin}",
+                            hint=f"see `gpuforge runs show {outcome.run_id}`",
+                            code=ExitCode.FAILED_HOSTS)
+    try:
+        models = served_models(url, key, ca_file=str(pin), pinned=True)
+    except CertificateRefused as exc:
+        raise GpuforgeError(f"the gateway at {url} did not present the certificate pinned at "
+                            f"{pin} ({exc})", hint="`gpuforge sandbox down` and run the demo "
+                            "again with --fresh", code=ExitCode.FAILED_HOSTS) from None
     if not models:
         raise GpuforgeError(f"the gateway at {url} lists no model",
                             hint=f"see `gpuforge runs show {outcome.run_id}`",
                             code=ExitCode.FAILED_HOSTS)
-    status, body = chat(url, key, models[0], PROMPT)
+    status, body = chat(url, key, models[0], PROMPT, ca_file=str(pin), pinned=True)
     text = answer_text(body)
     if status != 200 or not text:
         raise GpuforgeError(f"chat completion through {url} failed: HTTP {status} {body}",
@@ -81,18 +94,21 @@ def demo(
                             code=ExitCode.FAILED_HOSTS)
     result = {"run_id": outcome.run_id, "endpoint": url, "models": models, "model": models[0],
               "prompt": PROMPT, "answer": text, "usage": body.get("usage", {}),
-              "api_key_file": str(key_file), "inventory": state["inventory"]}
+              "api_key_file": str(key_file), "certificate": str(pin),
+              "inventory": state["inventory"]}
     if as_json:
         emit_json(result)
         return
-    print(f"endpoint:     {url}  (OpenAI-compatible; self-signed TLS certificate)")
+    print(f"endpoint:     {url}  (OpenAI-compatible)")
+    print(f"certificate:  {pin}  (the gateway's self-signed certificate, pinned)")
     print(f"model:        {models[0]}")
     print(f"API key file: {key_file}  (mode 0600)")
     print(f"inventory:    {state['inventory']}")
     print(f"> {PROMPT}")
     print(f"< {text}")
     print("try it:")
-    print(f"  curl -sk {url}/chat/completions -H \"Authorization: Bearer $(cat {key_file})\" "
+    print(f"  curl -s --cacert {pin} {url}/chat/completions "
+          f"-H \"Authorization: Bearer $(cat {key_file})\" "
           f"-H 'Content-Type: application/json' -d '{{\"model\": \"{models[0]}\", "
           f"\"messages\": [{{\"role\": \"user\", \"content\": \"Hello\"}}]}}'")
     print(f"remove it:    gpuforge sandbox down --name {name}")

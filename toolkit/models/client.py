@@ -73,10 +73,12 @@ def served_models(base_url: str, key: str, *, verify: bool = False,
 
 
 def chat(base_url: str, key: str, model: str, prompt: str, *, max_tokens: int = 32,
-         verify: bool = False) -> tuple[int, dict[str, Any]]:
+         verify: bool = False, ca_file: str | None = None,
+         pinned: bool = False) -> tuple[int, dict[str, Any]]:
     return request(base_url, "/chat/completions", key, {
         "model": model, "messages": [{"role": "user", "content": prompt}],
-        "max_tokens": max_tokens, "temperature": 0}, verify=verify, timeout=120)
+        "max_tokens": max_tokens, "temperature": 0}, verify=verify, ca_file=ca_file,
+        pinned=pinned, timeout=120)
 
 
 def answer_text(body: dict[str, Any]) -> str:
