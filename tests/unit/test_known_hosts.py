@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 from pathlib import Path
 
@@ -103,6 +104,12 @@ def test_trust_asks_first_and_without_a_terminal_needs_yes(
     assert recorded("10.0.0.5", known) == {key}
     assert main(["hosts", "trust", "-i", str(inv)]) == 0  # already known: nothing to ask
     assert "already recorded" in capsys.readouterr().err
+    # --json: the keys and what was done, on stdout (people's lines stay on stderr).
+    assert main(["hosts", "trust", "-i", str(inv), "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out == {"known_hosts": str(known), "recorded": False, "keys": [
+        {"host": "gpu1", "entry": "10.0.0.5", "type": "ssh-ed25519",
+         "fingerprint": "SHA256:abc", "state": "known"}]}
 
 
 def test_sandbox_keys_move_out_of_the_inventory_directory(tmp_path: Path) -> None:

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from toolkit.cli.common import InventoryOpt, LimitOpt, inventories_or_default
+from toolkit.cli.common import InventoryOpt, JsonOpt, LimitOpt, inventories_or_default
 
 app = typer.Typer(help="The hosts of an inventory: trust their SSH host keys.",
                   no_args_is_help=True)
@@ -22,12 +22,13 @@ def trust(
     replace: Annotated[bool, typer.Option(
         "--replace", help="Also replace a key that differs from the recorded one "
                           "(a reinstalled host).")] = False,
+    as_json: JsonOpt = False,
 ) -> None:
     """Show each host's SSH key fingerprint and record it in gpuforge's known_hosts.
 
     Runs check host keys: a host whose key is unknown or changed is unreachable (exit 4)
     until its key is recorded here (or in ~/.ssh/known_hosts)."""
-    from toolkit.console import err
+    from toolkit.console import emit_json, err
     from toolkit.errors import ExitCode, InvalidInput
     from toolkit.inventory import resolve
     from toolkit.known_hosts import known_hosts_file, record, scan, targets
@@ -50,8 +51,16 @@ def trust(
             hint="if the host was reinstalled, compare the fingerprint with the host's own "
                  "(ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub on it) and rerun with "
                  "--replace; otherwise someone may be posing as the host")
+
+    def report(recorded: bool) -> None:
+        if as_json:
+            emit_json({"known_hosts": str(path), "recorded": recorded, "keys": [
+                {"host": k.target.host, "entry": k.target.entry, "type": k.key_type,
+                 "fingerprint": k.fingerprint, "state": k.state} for k in keys]})
+
     if all(k.state == "known" for k in keys):
         err().print(f"all keys already recorded in {path}", markup=False)
+        report(False)
         return
     if not yes:
         if not sys.stdin.isatty():
@@ -63,3 +72,4 @@ def trust(
             raise typer.Exit(int(ExitCode.CANCELLED))
     record(keys, path)
     err().print(f"recorded in {path}", markup=False)
+    report(True)
