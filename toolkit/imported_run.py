@@ -21,12 +21,14 @@ from typing import Any
 
 from toolkit.errors import ExitCode, InvalidInput
 from toolkit.history import History
+from toolkit.inventory import resolve
 from toolkit.paths import state_dir
 from toolkit.profiles import get_profile, load_profiles
-from toolkit.run_status import RunStatus, from_runner
+from toolkit.run_status import RunStatus, from_runner, judged_status
 from toolkit.runner import outcome_code
 from toolkit.summary import EventSummariser
-from toolkit.validate_run import MEASUREMENTS_FACT, PUBLISHED_BY
+from toolkit.validate import Check
+from toolkit.validate_run import MEASUREMENTS_FACT, PUBLISHED_BY, judge_summary
 
 # Where an imported run came from (`runs list`/`show`: `source`).
 SOURCES = ("awx", "navigator", "runner")
@@ -113,9 +115,14 @@ def _profile_of(events: list[dict[str, Any]], profile: str | None) -> str | None
     return name if name in load_profiles() else None
 
 
-def import_run(path: Path, *, profile: str | None = None, source: str = "awx") -> Imported:
+def import_run(path: Path, *, profile: str | None = None, source: str = "awx",
+               inventories: list[Path] | None = None,
+               thresholds: str | None = None) -> Imported:
     """Record the job whose artifacts are under `path`; InvalidInput (exit 3) for a
-    path that is not such a job, an unknown profile or source, or a job already there."""
+    path that is not such a job, an unknown profile or source, or a job already there.
+    A validate job imported with the job's inventory is judged as `gpuforge validate`
+    judges (thresholds of profile `thresholds`, else the roles' defaults): its checks and
+    verdict are recorded with it."""
     if source not in SOURCES:
         raise InvalidInput(f"unknown source {source!r}",
                            hint=f"choose one of: {', '.join(SOURCES)}")
@@ -137,6 +144,11 @@ def import_run(path: Path, *, profile: str | None = None, source: str = "awx") -
                            "it was not recorded again",
                            hint=f"`gpuforge runs show {known}` shows it")
     name = _profile_of(events, profile)
+    if inventories and name != "validate":
+        raise InvalidInput(f"-i judges a validate job; {path} is a {name or 'unknown'} job",
+                           hint="import it without -i")
+    block = get_profile(thresholds).validate if thresholds else {}
+    resolved = resolve(inventories) if inventories else None
     playbook = next((str(e["event_data"].get("playbook") or "") for e in events
                      if e.get("event") == "playbook_on_start"), "") or None
     published = {MEASUREMENTS_FACT: PUBLISHED_BY} if name == "validate" else {}
@@ -170,8 +182,12 @@ def import_run(path: Path, *, profile: str | None = None, source: str = "awx") -
     else:
         kept_dir = str(kept)
     code: ExitCode = outcome_code(status, rc, summary)
+    checks: list[Check] = []
+    if resolved is not None:
+        verdict, checks = judge_summary(summary, int(code), resolved, block)
+        status, code = judged_status(verdict, code, status), verdict
     history.finish(run_id, status=status, rc=rc, exit_code=int(code),
                    ended_at=ended.isoformat(timespec="seconds"),
                    duration_s=round((ended - started).total_seconds(), 2),
-                   artifact_dir=kept_dir, summary=summary)
+                   artifact_dir=kept_dir, summary=summary, checks=checks)
     return Imported(run_id=run_id, artifacts=directory, events=len(events))

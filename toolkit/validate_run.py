@@ -17,6 +17,7 @@ from toolkit.profiles import get_profile
 from toolkit.recorded_run import Outcome, run_profile
 from toolkit.run_metrics import publish, validate_records, wanted
 from toolkit.runner import RunResult
+from toolkit.summary import RunSummary
 from toolkit.validate import (
     Check,
     default_thresholds,
@@ -36,11 +37,17 @@ GPU_GROUP = "gpu_nodes"
 
 def judge_run(result: RunResult, resolved: ResolvedInventory,
               profile_block: dict[str, Any]) -> tuple[ExitCode, list[Check]]:
-    """Every host's checks, and the verdict's exit code. A host whose GPU facts show NVIDIA
-    or AMD GPUs is held to its GPU class's floors (seeds/validate_gpu_classes.yml)."""
+    """Every host's checks, and the verdict's exit code, of a validate run."""
+    return judge_summary(result.summary, int(result.exit_code()), resolved, profile_block)
+
+
+def judge_summary(summary: RunSummary, played_code: int, resolved: ResolvedInventory,
+                  profile_block: dict[str, Any]) -> tuple[ExitCode, list[Check]]:
+    """The checks of every host whose measurements the summary holds, and the verdict's exit
+    code (a run here, or a validate job imported from AWX). A host whose GPU facts show
+    NVIDIA or AMD GPUs is held to its GPU class's floors (seeds/validate_gpu_classes.yml)."""
     defaults = default_thresholds(content_root() / "roles")
     classes = gpu_classes(seeds_dir())
-    summary = result.summary
     reasons = {f.host: f"{f.kind}: {f.task}: {f.message}" for f in summary.failures}
     checks: list[Check] = []
     for host in sorted(summary.hosts or resolved.hosts):
@@ -52,7 +59,7 @@ def judge_run(result: RunResult, resolved: ResolvedInventory,
                              thresholds_for(defaults, profile_block, hostvars, floors),
                              gpu_host=GPU_GROUP in resolved.groups.get(host, []),
                              failure=reasons.get(host, ""))
-    return ExitCode(exit_code(int(result.exit_code()), checks)), checks
+    return ExitCode(exit_code(played_code, checks)), checks
 
 
 def run_validate(inventories: list[Path], *, profile: str | None,

@@ -355,6 +355,20 @@ def test_validate_job_brings_the_measurements_back(
     assert measured["chat"]["rc"] == 0, measured["chat"]
     print(f"validate job: {len(run.events)} events came back")
     assert secrets_in(run.artifacts, [job.api_key, job.hf_token, job.private_key]) == []
+    # Imported with the job's inventory, the job is judged as `gpuforge validate` judges:
+    # its checks and verdict are recorded with it.
+    proc = subprocess.run([*GPUFORGE, "runs", "import", str(run.artifacts.parent), "-i",
+                           box.inventory, "--json"], env=cli_env(tmp_path / "state"),
+                          capture_output=True, text=True, timeout=300, check=False, cwd=ROOT)
+    assert proc.returncode == 0, proc.stderr
+    shown = json.loads(proc.stdout)
+    checks = {c["name"]: c for c in shown["checks"] if c["host"] == host}
+    print(f"imported validate job judged: {[(n, c['status']) for n, c in checks.items()]}, "
+          f"exit {shown['exit_code']}")
+    assert shown["command"] == "validate" and shown["source"] == "awx"
+    assert {"gateway.chat", "gateway.tokens_per_s"} <= set(checks), checks
+    failed = [c for c in shown["checks"] if c["status"] != "pass"]
+    assert (shown["exit_code"] == 0) == (not failed), (shown["exit_code"], failed)
 
 
 def _check_job(job: SimpleNamespace, image: str, out: Path, cache: Path,

@@ -143,3 +143,73 @@ def test_unknown_profile_or_source_is_exit_3(
     code, error, _ = run_cli(capsys, "runs", "import", str(DATA / "base_job"), *args, "--json")
     assert code == 3 and message in error["error"]
     assert run_cli(capsys, "runs", "list", "--json")[1] == []
+
+
+def test_only_a_validate_job_is_judged_and_thresholds_need_an_inventory(
+        history: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    inventory = tmp_path / "hosts.yml"
+    inventory.write_text("all:\n  hosts:\n    node1: {ansible_host: 192.0.2.1}\n")
+    code, error, err = run_cli(capsys, "runs", "import", str(DATA / "base_job"), "-i",
+                               str(inventory), "--json")
+    assert code == 3 and "-i judges a validate job" in error["error"] \
+        and "is a base job" in error["error"], err
+    code, error, err = run_cli(capsys, "runs", "import", str(DATA / "base_job"),
+                               "--thresholds", "cpu-llm", "--json")
+    assert code == 3 and "give its inventory with -i" in error["error"], err
+    assert run_cli(capsys, "runs", "list", "--json")[1] == []
+
+
+def _validate_job(tmp_path: Path, measured: dict[str, Any]) -> Path:
+    """base_job made into a validate job: its playbook renamed, and the validate role's
+    set_fact of the measurements (the shape of tests/unit/test_validate.py's HEALTHY)."""
+    job = tmp_path / "validate-job"
+    shutil.copytree(DATA / "base_job", job)
+    directory = job / "artifacts"
+    last = 0
+    template: dict[str, Any] = {}
+    for path in (directory / "job_events").glob("*.json"):
+        event = json.loads(path.read_text())
+        event["event_data"]["playbook"] = "validate.yml"
+        if event["event"] == "playbook_on_stats":
+            event["counter"] = 100
+        elif event["event"] == "runner_on_ok":
+            template = event
+        last = max(last, event["counter"])
+        path.write_text(json.dumps(event))
+    fact = json.loads(json.dumps(template))
+    fact["counter"] = 99
+    fact["event_data"].update(task="Publish the measurements", task_action="set_fact",
+                              resolved_action="ansible.builtin.set_fact",
+                              res={"ansible_facts": {"validate_measurements": measured}})
+    (directory / "job_events" / "99-measured.json").write_text(json.dumps(fact))
+    return job
+
+
+def test_a_validate_job_imported_with_its_inventory_is_judged(
+        history: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from tests.unit.test_validate import HEALTHY
+
+    inventory = tmp_path / "hosts.yml"
+    inventory.write_text("all:\n  hosts:\n    node1: {ansible_host: 192.0.2.1}\n")
+    good = _validate_job(tmp_path / "good", HEALTHY)
+    code, shown, err = run_cli(capsys, "runs", "import", str(good), "-i", str(inventory),
+                               "--thresholds", "cpu-llm", "--json")
+    assert code == 0, err
+    assert shown["command"] == "validate" and shown["exit_code"] == 0
+    checks = {c["name"]: c for c in shown["checks"]}
+    assert checks["gateway.tokens_per_s"]["status"] == "pass" and checks["gateway.chat"]
+    # The same job with a stopped runtime: the verdict fails the imported run.
+    stopped = json.loads(json.dumps(HEALTHY))
+    stopped["units"] = ["ActiveState=inactive\nNRestarts=0"]
+    bad = _validate_job(tmp_path / "bad", stopped)
+    directory = bad / "artifacts"
+    for path in (directory / "job_events").glob("*.json"):  # another job: another ident
+        event = json.loads(path.read_text())
+        event["runner_ident"] = "another-job"
+        path.write_text(json.dumps(event))
+    code, shown, err = run_cli(capsys, "runs", "import", str(bad), "-i", str(inventory),
+                               "--json")
+    # The import itself succeeded (exit 0); the run it recorded failed its checks.
+    assert code == 0 and shown["exit_code"] != 0 and shown["status"] == "failed", err
+    assert [c["name"] for c in shown["checks"] if c["status"] == "fail"] == [
+        "runtime.smollm2.active"]

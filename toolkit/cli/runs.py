@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from toolkit.cli.common import JsonOpt, host_table
+from toolkit.cli.common import InventoryOpt, JsonOpt, host_table
 
 app = typer.Typer(help="Run history: every apply, plan, validate and facts run, with its outcome "
                        "(and AWX jobs imported with `runs import`).",
@@ -83,16 +83,27 @@ def import_run(
                           "after, as in the AWX project: cpu_llm.yml is cpu-llm).")] = None,
     source: Annotated[str, typer.Option(
         "--source", help="Where the job ran: awx, navigator or runner.")] = "awx",
+    inventory: InventoryOpt = None,
+    thresholds: Annotated[str | None, typer.Option(
+        "--thresholds", help="With -i: judge a validate job against this profile's "
+                             "thresholds, as `gpuforge validate --profile` does.")] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Record a job run elsewhere (an AWX job, `ansible-runner process`) in the history:
     its events, status and output, read as a gpuforge run's are; `runs show` and `report`
-    then show it. Exit 3 for a directory that is not such a job, or one already recorded."""
+    then show it. With -i (the job's inventory) a validate job is judged as `gpuforge
+    validate` judges, its checks and verdict recorded. Exit 3 for a directory that is not
+    such a job, or one already recorded."""
     from toolkit.console import emit_json, err
+    from toolkit.errors import InvalidInput
     from toolkit.history import History
     from toolkit.imported_run import import_run as record_job
 
-    imported = record_job(artifacts, profile=profile, source=source)
+    if thresholds is not None and not inventory:
+        raise InvalidInput("--thresholds judges a validate job: give its inventory with -i")
+    imported = record_job(artifacts, profile=profile, source=source,
+                          inventories=list(inventory) if inventory else None,
+                          thresholds=thresholds)
     record = History().get(imported.run_id)
     assert record is not None
     if as_json:
