@@ -117,9 +117,9 @@ def test_wheel_runs_from_outside_the_checkout(installed: Installed, tmp_path: Pa
     assert broken.returncode == 3 and "unknown profile 'nope'" in broken.stderr
 
 
-def test_wheel_applies_base_on_a_sandbox_host(installed: Installed,
-                                              make_sandbox: Callable[..., Sandbox]) -> None:
-    box = make_sandbox("wheel")
+def test_wheel_applies_base_on_a_sandbox_host(installed: Installed, box: Sandbox) -> None:
+    # The host the CI examples run on next (they then find it provisioned): one sandbox
+    # for the file, to keep the test command inside its time budget.
     proc = installed.gpuforge("apply", "-i", box.inventory, "--profile", "base", "--yes",
                               "--json", env=box.env, timeout=900)
     assert proc.returncode == 0, proc.stderr[-3000:]
