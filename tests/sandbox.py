@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -32,8 +33,11 @@ class Sandbox:
                               timeout=timeout, check=False, **kw)
 
     def popen(self, *args: str) -> subprocess.Popen[str]:
+        # Started with SIGINT's default action, as from a terminal: a test command run as a
+        # background job inherits SIGINT ignored, and the CLI would never see a Ctrl-C.
         return subprocess.Popen([*GPUFORGE, *args], env=self.env, stdout=subprocess.PIPE,
-                                stderr=subprocess.PIPE, text=True)
+                                stderr=subprocess.PIPE, text=True,
+                                preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
 
     def exec(self, host: str, *cmd: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(["podman", "exec", self.container(host), *cmd],
