@@ -76,9 +76,8 @@ def key_store_problems(resolved: ResolvedInventory, roles: tuple[str, ...]) -> l
                 continue
             seen.add(path)
             source = sourced.source if sourced else "the state dir's default"
-            if (mode := path.stat().st_mode & 0o777) & 0o077:
-                problems.append(Problem(host, name, f"key store {path} is readable by other "
-                                        f"users (mode {mode:o}); chmod 600 it", source))
+            if (shared := _shared_with_others(path)):
+                problems.append(Problem(host, name, f"key store {path} {shared}", source))
                 continue
             try:
                 load_key_store(path)
@@ -256,6 +255,12 @@ def _key_file(hostvars: dict[str, SourcedValue], name: str) -> tuple[Path, str] 
     return (path, sourced.source) if path and sourced else None
 
 
+def _shared_with_others(path: Path) -> str | None:
+    """Why a controller file holding keys or their hashes is not private, or None."""
+    mode = path.stat().st_mode & 0o777
+    return f"is readable by other users (mode {mode:o}); chmod 600 it" if mode & 0o077 else None
+
+
 def key_file_problems(host: str, hostvars: dict[str, SourcedValue]) -> list[Problem]:
     """A key file must exist on the controller, be private to its owner and hold a key."""
     problems = []
@@ -267,9 +272,8 @@ def key_file_problems(host: str, hostvars: dict[str, SourcedValue]) -> list[Prob
         if not path.is_file():
             problems.append(Problem(host, name, f"{path} is not a file on the controller",
                                     source))
-        elif (mode := path.stat().st_mode & 0o777) & 0o077:
-            problems.append(Problem(host, name, f"{path} is readable by other users "
-                                    f"(mode {mode:o}); chmod 600 it", source))
+        elif (shared := _shared_with_others(path)):
+            problems.append(Problem(host, name, f"{path} {shared}", source))
         elif not read_key_file(path):
             problems.append(Problem(host, name, f"{path} holds no key", source))
     return problems
