@@ -139,9 +139,10 @@ def job(box: Sandbox, tmp_path_factory: pytest.TempPathFactory) -> SimpleNamespa
         encoding="utf-8"))["gpuforge_awx_credential_types"]
     extravars = inject(ctype, {"gateway_api_keys": api_key + "\n", "hf_token": hf_token,
                                "known_hosts": known_hosts}, env, f"{RUNNER_DIR}/env")
+    # The job template's extra variable naming the exposed cache (roles read no GPUFORGE_*
+    # environment: docs/conventions.md).
+    extravars["gpuforge_cache_dir"] = CACHE_IN_EE
     (env / "extravars").write_text(yaml.safe_dump(extravars), encoding="utf-8")
-    (env / "envvars").write_text(yaml.safe_dump({"GPUFORGE_CACHE_DIR": CACHE_IN_EE}),
-                                 encoding="utf-8")
     return SimpleNamespace(pdd=pdd, api_key=api_key, hf_token=hf_token,
                            private_key=private_key, extravars=extravars)
 
@@ -251,11 +252,19 @@ def test_base_job_imported_into_the_history_shows_the_jobs_recap(
     assert "already in the history" in json.loads(again.stdout)["error"]
 
 
+def cpu_builds(cache: Path) -> list[str]:
+    """The controller cache's CPU llama-server builds for the sandbox's platform."""
+    return sorted(p.name for p in (cache / "llama.cpp").glob(
+        "llama-server-*-cpu-debian12-x86_64.tar.gz"))
+
+
 @pytest.fixture(scope="module")
 def applied(ee_image: str, box: Sandbox, job: SimpleNamespace, cache: Path, based: Any,
             tmp_path_factory: pytest.TempPathFactory) -> SimpleNamespace:
+    before = cpu_builds(cache)
     run = run_awx_job(job.pdd, "cpu_llm.yml", ee_image, tmp_path_factory.mktemp("awx-out"),
                       cache)
+    run.builds_before = before
     print(f"AWX job path (cpu-llm): {len(run.events)} events came back; rcs {run.rcs}")
     return run
 
@@ -267,6 +276,15 @@ def test_cpu_llm_job_runs_in_the_execution_environment(
     assert_job_applied(run, box.state["hosts"][0]["name"],
                        {"model_store", "llama_cpp", "gateway"})
     assert len(run.events) > 100, len(run.events)
+    # The exposed cache is the job's controller cache: a build already there is installed,
+    # not compiled again; on an empty cache the job compiles and publishes its build there.
+    compiled = [e for e in run.events if e.get("event") == "runner_on_ok"
+                and e["event_data"].get("task", "").startswith("Build | Compile")]
+    if run.builds_before:
+        assert compiled == [], f"compiled although the cache had {run.builds_before}"
+    else:
+        assert compiled and cpu_builds(CONTROLLER_CACHE), "the job's build was not published"
+    print(f"cache before the job: {run.builds_before or 'empty'}; compiled: {bool(compiled)}")
     # The host serves: the gateway answers the key the credential injected, and only it.
     base = f"https://127.0.0.1:{box.state['hosts'][0]['ports']['443']}/v1"
     assert request(base, "/models", job.api_key)[0] == 200
@@ -279,7 +297,8 @@ def test_no_secret_in_the_job_output_artifacts_or_command(
     assert secrets_in(based.artifacts, values) == []
     assert not [v for v in values if any(v.strip() in arg for arg in based.command)]
     # Only the credential files' paths travel as extra vars.
-    assert all(v.startswith(f"{RUNNER_DIR}/env/") for v in job.extravars.values())
+    assert all(v.startswith(f"{RUNNER_DIR}/env/") for k, v in job.extravars.items()
+               if k != "gpuforge_cache_dir")
 
 
 def test_navigator_runs_the_project_with_the_image(
@@ -312,7 +331,6 @@ def test_navigator_runs_the_project_with_the_image(
              "-i", str(job.pdd / "inventory" / "hosts"),
              "--eev", f"{job.pdd / 'env'}:{RUNNER_DIR}/env:ro",
              "--eev", f"{cache}:{CACHE_IN_EE}",
-             "--senv", f"GPUFORGE_CACHE_DIR={CACHE_IN_EE}",
              # Root in the container (root here too: rootful podman) may use this
              # agent's socket; ssh-agent answers only its own user.
              "--co=--network=host", "--co=--user=0",
