@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -42,6 +43,18 @@ class Sandbox:
     def exec(self, host: str, *cmd: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(["podman", "exec", self.container(host), *cmd],
                               capture_output=True, text=True, check=False)
+
+    def plan_changes_nothing(self, inventory: list[str], profile: str, host: str,
+                             packages: str, path: str) -> None:
+        """`gpuforge plan` of a profile on a fresh host: exit 0, no task failed, and the host
+        still has none of `packages` installed and no `path`."""
+        plan = self.gpuforge("plan", *inventory, "--profile", profile, "--json", timeout=1200)
+        assert plan.returncode == 0, plan.stderr[-3000:]
+        assert json.loads(plan.stdout)["hosts"][host]["failed"] == 0
+        untouched = self.exec(host, "sh", "-c", f"test ! -e {path} && "
+                              f"! dpkg-query -W -f='${{db:Status-Status}}\\n' {packages} "
+                              "2>/dev/null | grep -qx installed")
+        assert untouched.returncode == 0, f"plan --profile {profile} changed the fresh host"
 
 
 def cli_env(state: Path) -> dict[str, str]:

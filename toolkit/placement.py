@@ -92,6 +92,11 @@ class Placement:
                 out[a.model].append(a.host)
         return out
 
+    def models_by_host(self) -> dict[str, list[str]]:
+        """host -> the models placed on it (every placement host; [] where none is)."""
+        return {h.name: sorted({a.model for a in self.assignments if a.host == h.name})
+                for h in self.hosts}
+
     def to_dict(self) -> dict[str, Any]:
         used: dict[str, tuple[int, int]] = {}
         for a in self.assignments:
@@ -105,7 +110,7 @@ class Placement:
                 "ram_used_mb": used.get(h.name, (0, 0))[0],
                 "vram_used_mib": used.get(h.name, (0, 0))[1],
                 "facts": "unknown" if h.memory_mb is None else "recorded",
-                "models": sorted({a.model for a in self.assignments if a.host == h.name}),
+                "models": self.models_by_host()[h.name],
             } for h in self.hosts},
             "assignments": [{"model": a.model, "host": a.host, "replica": a.replica,
                              "gpus": list(a.gpus), "ram_mb": a.ram_mb, "vram_mb": a.vram_mb}
@@ -336,8 +341,7 @@ def placement_from_inventory(hostvars: Mapping[str, Mapping[str, Any]],
     serving = placement_hosts(hostvars, groups)
     hosts = [host_facts(h, hostvars[h], tuple(groups.get(h, [])), (recorded or {}).get(h))
              for h in serving]
-    declared = any(hostvars[h].get(WANTED_VAR) is not None for h in hostvars)
-    if declared:
+    if declares_placement(hostvars):
         return place(hosts, wanted_models(hostvars, catalog))
     # No fleet plan: each host's own models, judged only where its facts are recorded.
     known = {h.name for h in hosts if h.memory_mb is not None}
@@ -375,13 +379,10 @@ def resolved_placement(resolved: Any, catalog: Mapping[str, Any] | None = None,
     model catalog (seeds/models.yml). Raises InvalidInput naming the variable on bad input."""
     from toolkit.errors import InvalidInput
     from toolkit.models.catalog import load_catalog
-    from toolkit.specs import is_templated, is_vaulted
 
     models = catalog if catalog is not None else load_catalog()
     needs = {name: (int(m.ram_mb), int(m.vram_mb)) for name, m in models.items()}
-    plain = {host: {name: sv.value for name, sv in variables.items()
-                    if not is_vaulted(sv.value) and not is_templated(sv.value)}
-             for host, variables in resolved.hosts.items()}
+    plain = _plain_hostvars(resolved)
     if recorded is None:
         from toolkit.paths import cache_dir
 
@@ -393,6 +394,45 @@ def resolved_placement(resolved: Any, catalog: Mapping[str, Any] | None = None,
                            hint="see `gpuforge place --help` and docs/fleet.md") from exc
 
 
+# What the placement decides on each host it places models on (the inventory setting one of
+# these beside `gpuforge_placement` would silently win over it: refused instead).
+PLACED_VARS = ("model_store_models", "llama_cpp_instances")
+# The extra variable `apply`, `plan` and `validate` pass: host -> models placed on it.
+PLACED_MODELS_VAR = "gpuforge_placed_models"
+
+
+def declares_placement(hostvars: Mapping[str, Mapping[str, Any]]) -> bool:
+    return any(v.get(WANTED_VAR) is not None for v in hostvars.values())
+
+
+def placement_conflicts(hostvars: Mapping[str, Mapping[str, Any]],
+                        groups: Mapping[str, list[str]]) -> list[tuple[str, str]]:
+    """(host, variable) for each serving host that sets a variable the placement decides,
+    when `gpuforge_placement` is declared."""
+    if not declares_placement(hostvars):
+        return []
+    return [(h, name) for h in placement_hosts(hostvars, groups) for name in PLACED_VARS
+            if name in hostvars[h]]
+
+
+def _plain_hostvars(resolved: Any) -> dict[str, dict[str, Any]]:
+    from toolkit.specs import is_templated, is_vaulted
+
+    return {host: {name: sv.value for name, sv in variables.items()
+                   if not is_vaulted(sv.value) and not is_templated(sv.value)}
+            for host, variables in resolved.hosts.items()}
+
+
+def placement_variables(resolved: Any) -> dict[str, Any]:
+    """The extra variables a run gets from the placement: with `gpuforge_placement`
+    declared, `gpuforge_placed_models` (host -> models), which the roles' defaults of
+    model_store_models and llama_cpp_instances follow; else nothing (each host's own
+    variables decide)."""
+    if not declares_placement({h: dict(v) for h, v in resolved.hosts.items()}):
+        return {}
+    return {PLACED_MODELS_VAR: resolved_placement(resolved).models_by_host()}
+
+
 def placement_problems(resolved: Any) -> list[Any]:
     """`check`/`plan`/`apply`: each refused placement as a problem (toolkit.specs.Problem)."""
     from toolkit.errors import InvalidInput
@@ -402,6 +442,13 @@ def placement_problems(resolved: Any) -> list[Any]:
         placement = resolved_placement(resolved)
     except InvalidInput as exc:
         return [Problem("placement", WANTED_VAR, exc.message, ", ".join(map(str, resolved.paths)))]
-    return [Problem(r.host or "placement", WANTED_VAR if r.host is None else "placement",
-                    f"refused: {r.message}", ", ".join(map(str, resolved.paths)))
-            for r in placement.refusals]
+    where = ", ".join(map(str, resolved.paths))
+    conflicts = [Problem(host, name, f"is set, but {WANTED_VAR} decides the models of "
+                         f"{host}; remove {name} from the inventory or {WANTED_VAR} "
+                         "(docs/fleet.md)", where)
+                 for host, name in placement_conflicts(_plain_hostvars(resolved),
+                                                       resolved.groups)]
+    return conflicts + [Problem(r.host or "placement",
+                                WANTED_VAR if r.host is None else "placement",
+                                f"refused: {r.message}", where)
+                        for r in placement.refusals]

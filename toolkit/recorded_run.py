@@ -23,6 +23,7 @@ from toolkit.errors import ExitCode, InvalidInput
 from toolkit.history import History
 from toolkit.inventory import ResolvedInventory
 from toolkit.lock import InventoryLock
+from toolkit.placement import placement_variables
 from toolkit.profiles import Profile
 from toolkit.progress import Progress
 from toolkit.run_env import vault_values
@@ -108,7 +109,9 @@ def run_profile(
         cancel = threading.Event()
         request = RunRequest(
             playbook=profile.playbook, inventories=inventories, limit=limit, tags=tags,
-            check=check, diff=check, extravars={**role_variables(), **(extravars or {})},
+            check=check, diff=check,
+            extravars={**role_variables(), **placement_variables(resolved),
+                       **(extravars or {})},
             published_facts=published_facts or {},
             secrets=key_file_secrets(resolved) + vault_values(
                 v for host in resolved.hosts.values() for v in host.values()))

@@ -43,10 +43,15 @@ def fleet(make_sandbox: Callable[..., Sandbox], tmp_path_factory: pytest.TempPat
     fleet_key.write_text(f"gf-fleet-{secrets.token_hex(16)}\n", encoding="utf-8")
     (extra / "inventory").mkdir()
     overlay = extra / "inventory" / "fleet.yml"
+    # The fleet's models come from its placement (two replicas: one per inference host),
+    # which `apply` hands to the roles; the hosts' memory is declared, as a site without
+    # recorded facts declares it.
+    inference = {one: {"gpuforge_memory_mb": 4096}, two: {"gpuforge_memory_mb": 4096}}
     overlay.write_text(yaml.safe_dump({"all": {
-        "children": {"inference": {"hosts": {one: {}, two: {}}},
+        "children": {"inference": {"hosts": inference},
                      "front_gateway": {"hosts": {front: {}}}},
         "vars": {"gateway_fleet_key_file": str(fleet_key),
+                 "gpuforge_placement": [{"model": MODEL, "replicas": 2}],
                  "front_gateway_health_interval": 2}}}), encoding="utf-8")
     inv = ["-i", box.inventory, "-i", str(overlay)]
     # Named keys in the controller key store, before the applies take it to every gateway.
@@ -57,10 +62,13 @@ def fleet(make_sandbox: Callable[..., Sandbox], tmp_path_factory: pytest.TempPat
         proc = box.gpuforge("keys", "add", name, *args, "--json")
         assert proc.returncode == 0, proc.stderr
         named[name] = json.loads(proc.stdout)["key"]
-    for args in (("--profile", "cpu-llm", "--limit", f"{one},{two}"),
-                 ("--profile", "front-gateway")):
-        proc = box.gpuforge("apply", *inv, *args, "--yes", timeout=3600)
-        assert proc.returncode == 0, proc.stderr[-3000:]
+    proc = box.gpuforge("apply", *inv, "--profile", "cpu-llm", "--limit", f"{one},{two}",
+                        "--yes", timeout=3600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    # The front profile planned on its fresh host: nothing fails, nothing changes there.
+    box.plan_changes_nothing(inv, "front-gateway", front, "nginx", "/var/lib/gpuforge-front")
+    proc = box.gpuforge("apply", *inv, "--profile", "front-gateway", "--yes", timeout=3600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
     sandbox_inv = yaml.safe_load(Path(box.inventory).read_text(encoding="utf-8"))
     key_file = sandbox_inv["all"]["children"]["sandbox"]["vars"]["gateway_api_key_file"]
     port = next(h["ports"]["443"] for h in box.state["hosts"] if h["name"] == front)
@@ -121,6 +129,19 @@ def test_models_and_answers_through_the_front(fleet: dict[str, Any]) -> None:
     with pytest.raises(openai.NotFoundError):
         client.chat.completions.create(model="no-such-model", max_tokens=1,
                                        messages=[{"role": "user", "content": "hi"}])
+
+
+def test_the_placement_is_what_the_front_pools(fleet: dict[str, Any]) -> None:
+    """`gpuforge place` on the fleet's inventory puts the model's two replicas on the two
+    inference hosts, and the applied hosts serve exactly what it placed: each host gateway
+    lists the model (the front's pools are built from those lists)."""
+    proc = fleet["box"].gpuforge("place", *fleet["inv"], "--json")
+    assert proc.returncode == 0, proc.stderr
+    placed = json.loads(proc.stdout)
+    assert sorted(placed["pools"][MODEL]) == sorted([fleet["one"], fleet["two"]])
+    for host in (fleet["one"], fleet["two"]):
+        served = fleet["box"].exec(host, "cat", "/etc/gpuforge/gateway.json")
+        assert json.loads(served.stdout)["models"] == placed["hosts"][host]["models"]
 
 
 def test_named_keys_through_the_front_keep_their_scope_and_usage(fleet: dict[str, Any]) -> None:

@@ -221,3 +221,115 @@ def test_facts_come_from_ansibles_fact_cache(tmp_path: Path) -> None:
         {"gpu-1": {"gpuforge_placement": [{"model": "large-gpu"}]}}, {}, CATALOG, recorded)
     assert result.ok and result.assignments[0].gpus == (0, 1)
     assert result.hosts[0].memory_mb == 257000
+
+
+def test_placement_becomes_the_runs_models(tmp_path: Path) -> None:
+    """With `gpuforge_placement` declared, every run gets `gpuforge_placed_models`; without
+    it, nothing (each host's own variables decide)."""
+    from toolkit.inventory import resolve
+    from toolkit.placement import placement_variables
+
+    spread = placement_variables(resolve([_inventory(
+        tmp_path, "[{model: smollm2-135m-instruct, replicas: 2}]")]))
+    assert spread == {"gpuforge_placed_models": {"small-1": ["smollm2-135m-instruct"],
+                                                 "small-2": ["smollm2-135m-instruct"]}}
+    one = placement_variables(resolve([_inventory(
+        tmp_path, "[{model: smollm2-135m-instruct, replicas: 1}]")]))
+    assert sorted(map(len, one["gpuforge_placed_models"].values())) == [0, 1]
+    (tmp_path / "plain.yml").write_text(
+        "all:\n  hosts:\n    small-1:\n      model_store_models: [smollm2-135m-instruct]\n",
+        encoding="utf-8")
+    assert placement_variables(resolve([tmp_path / "plain.yml"])) == {}
+
+
+def test_a_model_list_beside_the_placement_is_refused(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The inventory's own model list would silently win over the placement: check refuses
+    it, naming host and variable, before any host is touched."""
+    inv = _inventory(tmp_path, "[{model: smollm2-135m-instruct, replicas: 2}]")
+    inv.write_text(inv.read_text(encoding="utf-8").replace(
+        "    small-2:\n", "    small-2:\n      model_store_models: [smollm2-135m-instruct]\n"),
+        encoding="utf-8")
+    assert main(["check", "-i", str(inv), "--profile", "cpu-llm"]) == 3
+    err = capsys.readouterr().err
+    assert "small-2" in err and "model_store_models" in err
+    assert "gpuforge_placement decides the models of small-2" in err
+
+
+_DEFAULTS_PLAY = """
+- hosts: all
+  connection: local
+  gather_facts: false
+  vars_files: [{model_store}, {llama_cpp}]
+  tasks:
+    - ansible.builtin.copy:
+        dest: "{out}/{{{{ inventory_hostname }}}}.json"
+        mode: "0600"
+        content: "{{{{ {{'models': model_store_models, 'instances': llama_cpp_instances}}
+                      | to_json }}}}"
+      delegate_to: localhost
+"""
+
+
+def test_the_roles_serve_what_the_placement_put_on_each_host(tmp_path: Path) -> None:
+    """model_store_models and llama_cpp_instances, as Ansible renders the roles' defaults
+    with the variable a run gets: the placed host installs and serves the model, the other
+    one nothing; without a placement both keep the default model."""
+    import os
+    import subprocess
+    import sys
+
+    from toolkit.inventory import resolve
+    from toolkit.paths import collections_dir
+    from toolkit.placement import placement_variables
+
+    root = Path(__file__).resolve().parents[2]
+    inv = _inventory(tmp_path, "[{model: smollm2-135m-instruct, replicas: 1}]")
+    placed = placement_variables(resolve([inv]))["gpuforge_placed_models"]
+    out = tmp_path / "out"
+    out.mkdir()
+    play = tmp_path / "play.yml"
+    play.write_text(_DEFAULTS_PLAY.format(
+        model_store=root / "roles/model_store/defaults/main.yml",
+        llama_cpp=root / "roles/llama_cpp/defaults/main.yml", out=out), encoding="utf-8")
+    env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=str(collections_dir()),
+               ANSIBLE_NOCOLOR="1", ANSIBLE_LOCALHOST_WARNING="false")
+
+    def render(*extra: str) -> dict[str, dict[str, object]]:
+        proc = subprocess.run(
+            [str(Path(sys.executable).parent / "ansible-playbook"), "-i", "small-1,small-2,",
+             "-e", f"ansible_python_interpreter={sys.executable}", *extra, str(play)],
+            capture_output=True, text=True, env=env, check=False, cwd=tmp_path)
+        assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+        return {h: json.loads((out / f"{h}.json").read_text(encoding="utf-8"))
+                for h in ("small-1", "small-2")}
+
+    got = render("-e", json.dumps({"gpuforge_placed_models": placed}))
+    serving = [h for h, models in placed.items() if models]
+    assert len(serving) == 1
+    for host, values in got.items():
+        if host in serving:
+            assert values == {"models": ["smollm2-135m-instruct"], "instances": [
+                {"name": "smollm2-135m-instruct", "model": "smollm2-135m-instruct",
+                 "port": 8081}]}
+        else:
+            assert values == {"models": [], "instances": []}
+    default = {"models": ["smollm2-135m-instruct"], "instances": [
+        {"name": "smollm2-135m-instruct", "model": "smollm2-135m-instruct", "port": 8081}]}
+    assert render() == {"small-1": default, "small-2": default}
+
+
+def test_runtime_instances_filter() -> None:
+    import importlib.util
+
+    from ansible.errors import AnsibleFilterError
+
+    path = Path(__file__).resolve().parents[2] / "plugins/filter/runtime_instances.py"
+    spec = importlib.util.spec_from_file_location("runtime_instances", path)
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    assert module.runtime_instances(["a", "b", "a"], 9000) == [
+        {"name": "a", "model": "a", "port": 9000}, {"name": "b", "model": "b", "port": 9001}]
+    with pytest.raises(AnsibleFilterError, match="list of model names"):
+        module.runtime_instances("a")
