@@ -50,10 +50,15 @@ def check_inventory(inventories: list[Path], profile: Profile | None,
             builds_llama_cpp=not roles or "llama_cpp" in roles))
         problems.extend(key_file_problems(host, hostvars))
         problems.extend(input_problems(host, hostvars))
-    problems.extend(placement_problems(resolved))
+    if profile is None or PLACED_BY & set(roles):
+        problems.extend(placement_problems(resolved))
     problems.extend(key_store_problems(resolved, roles))
     return resolved, problems
 
+
+# The roles that deploy what the placement decides: a profile without them (base, the
+# read-only `facts` run that records the memory the placement needs) is not refused for it.
+PLACED_BY = {"model_store", "llama_cpp", "front_gateway"}
 
 # The roles that read the controller key store, and the variable naming it for each.
 KEY_STORE_VARS = {"gateway": "gateway_key_store", "front_gateway": "front_gateway_key_store"}

@@ -425,12 +425,15 @@ def _plain_hostvars(resolved: Any) -> dict[str, dict[str, Any]]:
 
 def placement_variables(resolved: Any) -> dict[str, Any]:
     """The extra variables a run gets from the placement: with `gpuforge_placement`
-    declared, `gpuforge_placed_models` (host -> models), which the roles' defaults of
+    declared and placeable, `gpuforge_placed_models` (host -> models), which the roles' defaults of
     model_store_models and llama_cpp_instances follow; else nothing (each host's own
     variables decide)."""
     if not declares_placement({h: dict(v) for h, v in resolved.hosts.items()}):
         return {}
-    return {PLACED_MODELS_VAR: resolved_placement(resolved).models_by_host()}
+    placement = resolved_placement(resolved)
+    # Refused (only possible for a profile that deploys no models, such as `facts` on a
+    # fleet whose memory is not recorded yet): nothing is passed.
+    return {PLACED_MODELS_VAR: placement.models_by_host()} if placement.ok else {}
 
 
 def placement_problems(resolved: Any) -> list[Any]:

@@ -333,3 +333,27 @@ def test_runtime_instances_filter() -> None:
         {"name": "a", "model": "a", "port": 9000}, {"name": "b", "model": "b", "port": 9001}]
     with pytest.raises(AnsibleFilterError, match="list of model names"):
         module.runtime_instances("a")
+
+
+def test_a_fleet_without_recorded_memory_can_still_record_it(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A placement on hosts whose memory nobody recorded yet is refused where models would
+    be deployed, and names `gpuforge facts` as the way out; the `facts` run (and base, which
+    deploys no model) is not refused for it, so that way out is open."""
+    from toolkit.check import check_inventory
+    from toolkit.inventory import resolve
+    from toolkit.placement import placement_variables
+    from toolkit.profiles import Profile
+
+    (tmp_path / "hosts.yml").write_text(
+        "all:\n  hosts:\n    fresh-1:\n    fresh-2:\n"
+        "  vars:\n    gpuforge_placement: [{model: smollm2-135m-instruct, replicas: 2}]\n",
+        encoding="utf-8")
+    inv = tmp_path / "hosts.yml"
+    assert main(["check", "-i", str(inv), "--profile", "cpu-llm"]) == 3
+    assert "gpuforge facts" in capsys.readouterr().err
+    facts = Profile(name="facts", description="", playbook=tmp_path / "facts.yml", roles=(),
+                    validate={})
+    assert [p for p in check_inventory([inv], facts)[1] if "placement" in str(p)] == []
+    assert main(["check", "-i", str(inv), "--profile", "base"]) == 0
+    assert placement_variables(resolve([inv])) == {}
