@@ -90,8 +90,15 @@ def _load_yaml(path: Path) -> dict[str, Any]:
 
 
 def load_compat(path: Path | str | None = None) -> CompatTable:
-    """Read seeds/compat.yml (or ``path``) into a CompatTable."""
-    data = _load_yaml(Path(path) if path else seeds_dir() / "compat.yml")
+    """Read seeds/compat.yml (or ``path``) into a CompatTable: parsed once per file version
+    (`check` asks for it once per host, and parsing it was most of a no-op run's check)."""
+    file = Path(path) if path else seeds_dir() / "compat.yml"
+    return _load_compat(str(file), file.stat().st_mtime_ns, file.stat().st_size)
+
+
+@lru_cache(maxsize=8)
+def _load_compat(file: str, mtime_ns: int, size: int) -> CompatTable:
+    data = _load_yaml(Path(file))
     generations = {
         name: Generation(
             name=name,
