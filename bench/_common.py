@@ -90,11 +90,16 @@ def sandbox_down(name: str) -> None:
 
 
 def write(figure: str, data: dict[str, Any]) -> Path:
-    RESULTS.mkdir(parents=True, exist_ok=True)
+    """The run's JSON: `<figure>.json` (the latest, which docs/benchmarks.md quotes) and a
+    copy under `history/` named by figure and time, so no run's figures are overwritten."""
+    when = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    data = {"figure": figure, "when": when, "cpus": os.cpu_count(), **data}
+    text = json.dumps(data, indent=2) + "\n"
+    (RESULTS / "history").mkdir(parents=True, exist_ok=True)
+    (RESULTS / "history" / f"{figure}-{when.replace(':', '')}.json").write_text(
+        text, encoding="utf-8")
     path = RESULTS / f"{figure}.json"
-    data = {"figure": figure, "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-            "cpus": os.cpu_count(), **data}
-    path.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
+    path.write_text(text, encoding="utf-8")
     return path
 
 
