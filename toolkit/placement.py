@@ -102,6 +102,7 @@ class Placement:
         for a in self.assignments:
             ram, vram = used.get(a.host, (0, 0))
             used[a.host] = (ram + a.ram_mb, vram + a.vram_mb)
+        placed = self.models_by_host()
         return {
             "ok": self.ok,
             "hosts": {h.name: {
@@ -110,7 +111,7 @@ class Placement:
                 "ram_used_mb": used.get(h.name, (0, 0))[0],
                 "vram_used_mib": used.get(h.name, (0, 0))[1],
                 "facts": "unknown" if h.memory_mb is None else "recorded",
-                "models": self.models_by_host()[h.name],
+                "models": placed[h.name],
             } for h in self.hosts},
             "assignments": [{"model": a.model, "host": a.host, "replica": a.replica,
                              "gpus": list(a.gpus), "ram_mb": a.ram_mb, "vram_mb": a.vram_mb}
@@ -428,7 +429,7 @@ def placement_variables(resolved: Any) -> dict[str, Any]:
     declared and placeable, `gpuforge_placed_models` (host -> models), which the roles' defaults of
     model_store_models and llama_cpp_instances follow; else nothing (each host's own
     variables decide)."""
-    if not declares_placement({h: dict(v) for h, v in resolved.hosts.items()}):
+    if not declares_placement(resolved.hosts):
         return {}
     placement = resolved_placement(resolved)
     # Refused (only possible for a profile that deploys no models, such as `facts` on a
