@@ -16,12 +16,14 @@ case $strategy in
      exit 3 ;;
 esac
 # Images and CONTAINERS_CONF come from the toolkit, so molecule and `sandbox up` agree.
-eval "$(GPUFORGE_STRATEGY=$strategy "$py" -m toolkit.sandbox.molecule_env)"
+eval "$("$py" -m toolkit.sandbox.molecule_env)"
 if [ "$strategy" = mitogen ]; then
   # mitogen_linear without its CPU pinning, which confines podman hosts to one core
   # (tests/molecule/strategy/gpuforge_mitogen_linear.py says why).
   export ANSIBLE_STRATEGY=gpuforge_mitogen_linear
-  export ANSIBLE_STRATEGY_PLUGINS="$here/tests/molecule/strategy:$ANSIBLE_STRATEGY_PLUGINS"
+  export ANSIBLE_STRATEGY_PLUGINS="$here/tests/molecule/strategy"
+else
+  export ANSIBLE_STRATEGY=linear
 fi
 export MOLECULE_ROLE="$role"   # names the hosts of the shared platforms
 cd "$here/roles/$role"

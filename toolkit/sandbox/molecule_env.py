@@ -9,7 +9,6 @@ import sys
 from toolkit.paths import cache_dir, collections_dir, content_root, state_dir
 from toolkit.sandbox.images import DISTROS, ensure_image
 from toolkit.sandbox.podman import containers_conf
-from toolkit.strategy import envvars_from_setting
 
 
 def main() -> None:
@@ -27,8 +26,6 @@ def main() -> None:
         "GPUFORGE_STATE_DIR": str(state_dir()),
         "GPUFORGE_CACHE_DIR": str(cache_dir()),
         "PATH": f"{sys.prefix}/bin:" + __import__("os").environ.get("PATH", ""),
-        # The strategy GPUFORGE_STRATEGY names, as for `gpuforge apply` (linear when unset).
-        **envvars_from_setting(),
     }
     for key, value in exports.items():
         print(f"export {key}={shlex.quote(value)}")
