@@ -18,7 +18,8 @@ rm -rf "$results"; mkdir -p "$results"
 workers=${GPUFORGE_TEST_WORKERS:-2}
 # The llama_cpp scenario compiles llama.cpp into the controller cache (the run's longest
 # step, about 18 core-minutes): it starts as soon as the sandbox images exist, beside lint,
-# sanity and the EE build, which leave a core idle. Its output is printed when it ends.
+# sanity, the EE build and phase 1, so nothing waits for it to begin. Its output is printed
+# when it ends.
 echo "== sandbox images" >&2
 "$bin/gpuforge" sandbox image --distro debian12
 "$bin/gpuforge" sandbox image --distro debian13
