@@ -60,16 +60,18 @@ def dkms_status(text):
     return [entry for entry in entries if entry is not None]
 
 
-def dkms_missing_kernels(text, kernels, module="^nvidia"):
+def dkms_missing_kernels(text, kernels, module="^nvidia", version=""):
     """The kernels of ``kernels`` for which no module whose name matches the regular
-    expression ``module`` is in state ``installed``, in the order given."""
+    expression ``module`` is in state ``installed``, in the order given. With ``version``,
+    only a module of that version counts (a driver upgrade must leave the new one built)."""
     try:
         name = re.compile(module)
     except re.error as err:
         raise AnsibleFilterError("dkms_missing_kernels: bad module pattern %r: %s"
                                  % (module, err)) from err
     built = {entry["kernel"] for entry in dkms_status(text)
-             if entry["state"] == "installed" and name.search(entry["module"])}
+             if entry["state"] == "installed" and name.search(entry["module"])
+             and (not version or entry["version"] == version)}
     return [kernel for kernel in kernels if kernel not in built]
 
 

@@ -79,6 +79,16 @@ def test_gate_names_the_kernel_without_a_module_dkms3() -> None:
         "6.1.0-50-cloud-amd64"]
 
 
+def test_gate_with_a_version_counts_only_that_version() -> None:
+    # Mid-upgrade: the old module is still installed for one kernel, the new one for the other.
+    text = ("nvidia-current/535.216.03, 6.1.0-50-cloud-amd64, x86_64: installed\n"
+            "nvidia-current/535.261.03, 6.1.0-50-amd64, x86_64: installed\n")
+    kernels = ["6.1.0-50-amd64", "6.1.0-50-cloud-amd64"]
+    assert dkms.dkms_missing_kernels(text, kernels) == []
+    assert dkms.dkms_missing_kernels(text, kernels, "^nvidia(-current)?$", "535.261.03") == [
+        "6.1.0-50-cloud-amd64"]
+
+
 def test_gate_on_dkms2_counts_only_installed_and_only_the_named_module() -> None:
     text = _fixture("dkms2-ubuntu2204.txt")
     kernels = ["5.15.0-113-generic", "5.15.0-112-generic", "5.15.0-105-generic"]
