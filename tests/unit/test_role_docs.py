@@ -93,7 +93,8 @@ def test_published_facts_come_from_the_tasks(tmp_path: Path) -> None:
     assert "python3-apt" in facts["base_apt_ready"].description
     assert facts["base_apt_ready"].set_in == ["tasks/preflight.yml"]
     driver = [f.name for f in role_docs.published_facts(ROOT / "roles" / "nvidia_driver")]
-    assert driver == ["nvidia_driver_reboot_required", "ansible_facts['gpuforge_gpu']"]
+    assert driver == ["gpuforge_run_warning", "nvidia_driver_reboot_required",
+                      "ansible_facts['gpuforge_gpu']"]
     assert [f.name for f in role_docs.published_facts(ROOT / "roles" / "model_store")] == [
         "model_store_paths"]
 
