@@ -49,12 +49,14 @@ echo "== tests" >&2
 # Phase 2, sandbox integration and faults, a whole file per worker (a file shares its
 # sandbox hosts between its tests), installing llama.cpp from the cache phase 0 filled.
 # Everything is in the gate, including the tests that serve a real model with the
-# llama.cpp build (marker llama_build; `pytest -m llama_build` runs them alone).
+# llama.cpp build (marker llama_build; `pytest -m llama_build` runs them alone). Outside it:
+# the real nvidia DKMS builds and driver upgrade (`pytest -m dkms_build tests/molecule`,
+# about 25 minutes), tests/gpu (a GPU machine) and the CUDA build (`-m cuda_build`).
 # Under CI=true a test that would be skipped for want of a tool fails instead
 # (tests/ci_strict.py). The last lines count the phases together, with every reason.
 status=0
 "$bin/pytest" -p no:cacheprovider -ra -v -n "$workers" --dist load \
-  --junitxml="$results/phase1.xml" --deselect "$llama" "$@" tests/unit tests/molecule || status=$?
+  --junitxml="$results/phase1.xml" --deselect "$llama" -m "not dkms_build" "$@" tests/unit tests/molecule || status=$?
 echo "== phase 0 (llama_cpp scenario)" >&2
 wait "$phase0" || status=$?
 trap - EXIT

@@ -18,6 +18,9 @@ ROOT = Path(__file__).resolve().parents[2]
 # Scenarios that serve a real model need the llama.cpp build (compiled on the first run,
 # minutes): they go first, so the build overlaps the other scenarios instead of ending last.
 LLAMA_BUILD = {"llama_cpp"}
+# Scenarios that build real nvidia DKMS modules (about 7 minutes each on 2 cores): outside
+# the test command's time budget, run with `pytest -m dkms_build`.
+DKMS_BUILD = {("nvidia_driver", "upgrade"), ("nvidia_driver", "module")}
 SCENARIOS = sorted(
     ((p.parts[-4], p.parts[-2]) for p in (ROOT / "roles").glob("*/molecule/*/molecule.yml")),
     key=lambda rs: (rs[0] not in LLAMA_BUILD, rs))
@@ -31,12 +34,13 @@ pytestmark = [
 
 @pytest.mark.parametrize(("role", "scenario"), [
     pytest.param(r, s, id=f"{r}-{s}",
-                 marks=[pytest.mark.llama_build] if r in LLAMA_BUILD else [])
+                 marks=([pytest.mark.llama_build] if r in LLAMA_BUILD else [])
+                 + ([pytest.mark.dkms_build] if (r, s) in DKMS_BUILD else []))
     for r, s in SCENARIOS])
 def test_molecule_scenario(role: str, scenario: str) -> None:
     # The llama_cpp scenario compiles llama.cpp on an empty cache (about 15 minutes on a quiet
     # 2-core machine, past 40 on a loaded one); the others take 3-10 minutes.
-    limit = 3600 if role in LLAMA_BUILD else 2400
+    limit = 3600 if role in LLAMA_BUILD or (role, scenario) in DKMS_BUILD else 2400
     report = ROOT / ".cache" / "molecule" / f"{role}-{scenario}.log"
     report.parent.mkdir(parents=True, exist_ok=True)
     try:
